@@ -1,0 +1,6 @@
+"""The Luigi pipeline: raw CSV -> validated data -> candidate models -> evaluation -> registered model.
+
+Stages, one module each: data (PrepareData), train (TrainModel), evaluate (EvaluateModel),
+selection (SelectModel), register (RegisterModel), package (BuildBento, Containerize).
+``pipeline.tasks`` imports them all for Luigi's ``--module``.
+"""

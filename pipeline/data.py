@@ -1,0 +1,157 @@
+"""PrepareData: read the raw CSV, validate every row against the feature contract, split."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+import luigi
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+from sklearn.model_selection import train_test_split
+
+from pipeline.errors import DataError
+from pipeline.task import UNREADABLE, PipelineTask
+from service.contract import FEATURES, TARGET, LabelledApplicant
+
+COLUMNS = tuple(spec.name for spec in (*FEATURES, TARGET))
+DROPPED = ("serial_no",)
+TRAIN_FILE, TEST_FILE, REJECTS_FILE = "train.csv", "test.csv", "rejects.csv"
+_SHOWN_ROWS = 10  # how many offending rows an error message names before summarising
+
+
+def normalise_column(name: str) -> str:
+    """'Chance of Admit ' -> 'chance_of_admit', 'Serial No.' -> 'serial_no'."""
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    """The raw CSV as text cells with normalised column names; the line number is the index."""
+    if not path.is_file():
+        raise DataError(f"raw data file {path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise DataError(f"raw data file {path} is empty")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"raw data file {path} is not a UTF-8 CSV file (byte {exc.start} is not text)") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise DataError(f"raw data file {path} is not a readable CSV file: {exc}".strip()) from exc
+    frame.columns = [normalise_column(str(column)) for column in frame.columns]
+    missing = [spec.raw_name for spec in (*FEATURES, TARGET) if spec.name not in frame.columns]
+    if missing:
+        raise DataError(f"raw data file {path} lacks column(s): {', '.join(missing)}")
+    frame = frame[list(COLUMNS)]
+    frame.index = pd.RangeIndex(2, len(frame) + 2, name="line")  # line 1 is the header
+    return frame
+
+
+def row_problems(row: dict[str, str]) -> list[str]:
+    """Why one raw row breaks the contract (empty list when it is valid)."""
+    blanks = [name for name, value in row.items() if value.strip() == ""]
+    problems = [f"{name}: missing value" for name in blanks]
+    filled = {name: value for name, value in row.items() if name not in blanks}
+    try:
+        LabelledApplicant.model_validate({name: _number(value) for name, value in filled.items()}, strict=False)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "row"
+            if name not in blanks:
+                problems.append(f"{name}: {error['msg']} (got {row.get(name, '')!r})")
+    return problems
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # let the contract say it is not a number
+
+
+def validate(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split raw rows into (valid typed rows, rejected raw rows with a ``reason`` column)."""
+    reasons: dict[int, str] = {}
+    for line, row in raw.iterrows():
+        problems = row_problems(row.to_dict())
+        if problems:
+            reasons[int(line)] = "; ".join(problems)
+    candidates = raw.drop(index=list(reasons)).astype(float)
+    first_seen: dict[tuple[float, ...], int] = {}
+    for line, values in zip(candidates.index, candidates.itertuples(index=False)):
+        key = tuple(values)
+        if key in first_seen:
+            reasons[int(line)] = f"duplicate of line {first_seen[key]}"
+        else:
+            first_seen[key] = int(line)
+    valid = candidates.drop(index=[line for line in reasons if line in candidates.index])
+    for spec in FEATURES:
+        if spec.integer:
+            valid[spec.name] = valid[spec.name].astype(int)
+    rejects = raw.loc[sorted(reasons)].assign(reason=[reasons[line] for line in sorted(reasons)])
+    return valid, rejects
+
+
+def check_reject_share(rejects: pd.DataFrame, total: int, max_share: float, path: Path) -> None:
+    """Fail, naming the rows, when more than ``max_share`` of the rows were rejected."""
+    share = len(rejects) / total if total else 1.0
+    if total and share <= max_share:
+        return
+    shown = "; ".join(f"line {line}: {reason}" for line, reason in rejects["reason"].head(_SHOWN_ROWS).items())
+    more = f" (and {len(rejects) - _SHOWN_ROWS} more)" if len(rejects) > _SHOWN_ROWS else ""
+    raise DataError(
+        f"{len(rejects)} of {total} rows in {path} break the feature contract ({share:.1%}, "
+        f"allowed {max_share:.1%}): {shown}{more}"
+    )
+
+
+def split(valid: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = train_test_split(valid, test_size=test_size, random_state=seed, shuffle=True)
+    return train.sort_index(), test.sort_index()
+
+
+def prepare(
+    path: Path, folder: Path, test_size: float, max_reject_share: float, seed: int, kept_rejects: Path
+) -> dict[str, Any]:
+    """Read, validate and split ``path`` into ``folder``; return counts for the manifest.
+
+    When too many rows are rejected the rejects are kept at ``kept_rejects`` (the output folder
+    is discarded on failure) so the user can see every reason.
+    """
+    raw = read_raw(path)
+    valid, rejects = validate(raw)
+    rejects.to_csv(folder / REJECTS_FILE)
+    try:
+        check_reject_share(rejects, len(raw), max_reject_share, path)
+    except DataError as exc:
+        rejects.to_csv(kept_rejects)
+        raise DataError(f"{exc}. Every rejected row and its reason: {kept_rejects}") from None
+    if len(valid) < 10:
+        raise DataError(f"raw data file {path} has only {len(valid)} valid rows; at least 10 are needed")
+    train, test = split(valid, test_size, seed)
+    train.to_csv(folder / TRAIN_FILE, float_format="%.10g")
+    test.to_csv(folder / TEST_FILE, float_format="%.10g")
+    return {"rows": {"raw": len(raw), "valid": len(valid), "rejected": len(rejects), "train": len(train), "test": len(test)}}
+
+
+def load_split(folder: Path, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features and target of the train or test split written by :func:`prepare`."""
+    frame = pd.read_csv(folder / name, index_col="line")
+    return frame[[spec.name for spec in FEATURES]], frame[TARGET.name].to_numpy()
+
+
+class PrepareData(PipelineTask):
+    """Validated, split data: train.csv, test.csv, rejects.csv (with a reason per row)."""
+
+    test_size = luigi.FloatParameter(default=0.2, description="share of valid rows held out for testing")
+    max_reject_share = luigi.FloatParameter(
+        default=0.05, description="fail when more than this share of raw rows is rejected"
+    )
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        if self.data_sha256 == UNREADABLE:
+            raise DataError(f"raw data file {self.raw_data} cannot be read (missing, or no permission)")
+        kept_rejects = folder.parent / f"{self.task_id}.rejects.csv"
+        return prepare(Path(self.raw_data), folder, self.test_size, self.max_reject_share, self.seed, kept_rejects)

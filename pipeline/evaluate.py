@@ -1,0 +1,87 @@
+"""EvaluateModel: repeated k-fold cross-validation on the training split and held-out test metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import luigi
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+from sklearn.model_selection import RepeatedKFold
+from sklearn.pipeline import Pipeline
+
+from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
+from pipeline.plots import plot_predictions
+from pipeline.provenance import write_json
+from pipeline.task import PipelineTask
+from pipeline.train import MODEL_FILE, TrainModel, load_model
+from service.contract import to_chance
+
+METRICS_FILE, PREDICTIONS_FILE = "metrics.json", "test_predictions.csv"
+
+
+def scores(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    return {
+        "r2": float(r2_score(actual, predicted)),
+        "rmse": float(root_mean_squared_error(actual, predicted)),
+        "mae": float(mean_absolute_error(actual, predicted)),
+    }
+
+
+def cross_validate(
+    model: Pipeline, features: pd.DataFrame, target: np.ndarray, folds: int, repeats: int, seed: int
+) -> dict[str, Any]:
+    """Mean and spread of each score over repeated k-fold CV, on predictions clipped to chances."""
+    splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    per_fold = []
+    for train_rows, test_rows in splitter.split(features):
+        fitted = clone(model).fit(features.iloc[train_rows], target[train_rows])
+        predicted = to_chance(fitted.predict(features.iloc[test_rows]))
+        per_fold.append(scores(target[test_rows], predicted))
+    table = pd.DataFrame(per_fold)
+    summary: dict[str, Any] = {
+        name: {"mean": float(table[name].mean()), "std": float(table[name].std(ddof=1))} for name in table
+    }
+    summary["folds"] = folds
+    summary["repeats"] = repeats
+    return summary
+
+
+def evaluate(model_dir: Path, data_dir: Path, folder: Path, candidate: str, folds: int, repeats: int, seed: int) -> dict[str, Any]:
+    model = load_model(model_dir / MODEL_FILE)
+    train_features, train_target = load_split(data_dir, TRAIN_FILE)
+    test_features, test_target = load_split(data_dir, TEST_FILE)
+    predicted = to_chance(model.predict(test_features))
+    metrics = {
+        "candidate": candidate,
+        "cv": cross_validate(model, train_features, train_target, folds, repeats, seed),
+        "test": scores(test_target, predicted),
+        "test_prediction_range": [float(predicted.min()), float(predicted.max())],
+    }
+    write_json(folder / METRICS_FILE, metrics)
+    pd.DataFrame({"actual": test_target, "predicted": predicted}, index=test_features.index).to_csv(
+        folder / PREDICTIONS_FILE, float_format="%.10g"
+    )
+    plot_predictions(test_target, predicted, f"{candidate}: held-out test set", folder / "test_predictions.png")
+    return {"metrics": metrics}
+
+
+class EvaluateModel(PipelineTask):
+    """metrics.json, test_predictions.csv and a predicted-vs-actual/residuals plot for one candidate."""
+
+    candidate = TrainModel.candidate
+    test_size = PrepareData.test_size
+    max_reject_share = PrepareData.max_reject_share
+    cv_folds = luigi.IntParameter(default=5, description="k of the repeated k-fold cross-validation")
+    cv_repeats = luigi.IntParameter(default=2, description="how often the k-fold split is repeated")
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {"data": self.clone(PrepareData), "model": self.clone(TrainModel)}
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        return evaluate(
+            self.input_dir("model"), self.input_dir("data"), folder, self.candidate, self.cv_folds, self.cv_repeats, self.seed
+        )

@@ -1,0 +1,63 @@
+"""The chain from a registered model back to the raw file's hash, with every parameter on the way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import BentoMLException, NotFound
+
+from pipeline.errors import LineageError
+
+# Parameters every task carries; printed once at the root instead of at every step.
+_SHARED = ("raw_data", "data_sha256", "code_version", "seed", "artefacts_dir")
+
+
+def model_lineage(tag: str) -> tuple[bentoml.Model, list[dict[str, Any]]]:
+    try:
+        model = bentoml.models.get(tag)
+    except NotFound as exc:
+        raise LineageError(f"no model {tag!r} in the BentoML store; see `bentoml models list`") from exc
+    except BentoMLException as exc:
+        raise LineageError(f"{tag!r} is not a valid model tag: {exc}") from exc
+    metadata = model.info.metadata
+    if "manifest" not in metadata or "lineage" not in metadata:
+        raise LineageError(f"model {model.tag} was not registered by this pipeline (no lineage in its metadata)")
+    return model, [metadata["manifest"], *metadata["lineage"]]
+
+
+def describe(manifest: dict[str, Any]) -> list[str]:
+    """Lines for one task: its id, own parameters, timing, and what it produced."""
+    params = {k: v for k, v in manifest["parameters"].items() if k not in _SHARED}
+    lines = [f"{manifest['task_family']}  {manifest['task_id']}"]
+    lines += [f"    {name} = {value}" for name, value in sorted(params.items())]
+    lines.append(f"    ran {manifest['started_at']} .. {manifest['finished_at']}")
+    if "rows" in manifest:
+        lines.append("    rows: " + ", ".join(f"{k} {v}" for k, v in manifest["rows"].items()))
+    if "metrics" in manifest:
+        cv, test = manifest["metrics"]["cv"], manifest["metrics"]["test"]
+        lines.append(f"    CV R^2 {cv['r2']['mean']:.4f} +- {cv['r2']['std']:.4f}, held-out R^2 {test['r2']:.4f}")
+    if "selection" in manifest:
+        lines.append(f"    chose {manifest['selection']['chosen']}: {manifest['selection']['reason']}")
+    lines += [f"    output {name} sha256 {digest}" for name, digest in sorted(manifest["outputs"].items())]
+    return lines
+
+
+def format_lineage(model: bentoml.Model, chain: list[dict[str, Any]]) -> str:
+    root = chain[0]
+    params, code = root["parameters"], root["code"]
+    lines = [
+        f"model {model.tag} (created {model.info.creation_time:%Y-%m-%d %H:%M:%S %Z})",
+        f"  raw data     {params['raw_data']}  sha256 {params['data_sha256']}",
+        f"  code         version {code['version']}, git commit {code['commit']}{' (dirty tree)' if code['dirty'] else ''}",
+        f"  seed         {params['seed']}",
+        f"  libraries    " + ", ".join(f"{k} {v}" for k, v in sorted(root["libraries"].items())),
+        "",
+    ]
+    for manifest in chain:
+        lines += describe(manifest)
+    return "\n".join(lines)
+
+
+def print_lineage(tag: str) -> None:
+    print(format_lineage(*model_lineage(tag)))

@@ -1,0 +1,121 @@
+"""The base of every pipeline task: lineage parameters, atomic folder outputs and manifests."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import luigi
+
+from pipeline.errors import PipelineError
+from pipeline.provenance import (
+    MANIFEST_NAME,
+    code_version,
+    git_state,
+    library_versions,
+    sha256_file,
+    sha256_tree,
+    write_json,
+)
+
+DEFAULT_RAW_DATA = "data/Admission_Predict_Ver1.1.csv"
+UNREADABLE = "unreadable"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class PipelineTask(luigi.Task):
+    """A task whose id carries the raw data's hash and the code version.
+
+    ``data_sha256`` and ``code_version`` are filled in when left empty, so a changed raw file or
+    changed code yields new task ids instead of a stale "complete". Each task writes one folder,
+    atomically: its files plus ``manifest.json`` appear together or not at all.
+    """
+
+    raw_data = luigi.Parameter(
+        default=DEFAULT_RAW_DATA, significant=False, description="raw CSV file (its hash is what counts)"
+    )
+    data_sha256 = luigi.Parameter(default="", description="sha256 of the raw file; computed when empty")
+    code_version = luigi.Parameter(default="", description="hash of the pipeline code; computed when empty")
+    seed = luigi.IntParameter(default=42, description="seed for every random step")
+    artefacts_dir = luigi.Parameter(
+        default="artefacts", significant=False, description="where task outputs are written"
+    )
+
+    @classmethod
+    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> list[tuple[str, Any]]:
+        values = dict(super().get_param_values(params, args, kwargs))
+        if not values["data_sha256"]:
+            try:
+                values["data_sha256"] = sha256_file(Path(values["raw_data"]))
+            except OSError:
+                values["data_sha256"] = UNREADABLE  # PrepareData reports why, as a task failure
+        if not values["code_version"]:
+            values["code_version"] = code_version()
+        return [(name, values[name]) for name, _ in params]
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(Path(self.artefacts_dir) / self.get_task_family() / self.task_id))
+
+    def run(self) -> None:
+        started = _now()
+        with self.output().temporary_path() as temporary:
+            folder = Path(temporary)
+            folder.mkdir(parents=True)
+            try:
+                details = self.produce(folder)
+                write_json(folder / MANIFEST_NAME, self.manifest(folder, started, details))
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)  # nothing half-written stays behind
+                raise
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        """Write this task's files into ``folder``; return what the manifest should add."""
+        raise NotImplementedError
+
+    def manifest(self, folder: Path | None, started: str, details: dict[str, Any]) -> dict[str, Any]:
+        """What made this task's output; ``folder`` holds the files to hash (None: nothing local)."""
+        files = sorted(p for p in folder.iterdir() if p.is_file()) if folder else []
+        return {
+            "task_family": self.get_task_family(),
+            "task_id": self.task_id,
+            "parameters": self.to_str_params(),
+            "upstream": upstream_records(self),
+            "outputs": {p.name: sha256_file(p) for p in files},
+            "code": {"version": self.code_version, **git_state()},
+            "libraries": library_versions(),
+            "started_at": started,
+            "finished_at": _now(),
+            **details,
+        }
+
+    def input_dir(self, name: str | None = None) -> Path:
+        """The folder of the upstream task (or of the named one, when ``requires`` is a dict)."""
+        inputs = self.input()
+        target = inputs[name] if name is not None else inputs
+        return Path(target.path)
+
+    def on_failure(self, exception: BaseException) -> str:
+        # The scheduler (and the visualiser) show this text: a plain sentence for expected errors.
+        if isinstance(exception, PipelineError):
+            return f"{type(exception).__name__}: {exception}"
+        return str(super().on_failure(exception))
+
+
+def upstream_records(task: luigi.Task) -> list[dict[str, str]]:
+    """Task ids and output hashes of a task's direct dependencies."""
+    records = []
+    for upstream in luigi.task.flatten(task.requires()):
+        record = {"task_family": upstream.get_task_family(), "task_id": upstream.task_id}
+        target = upstream.output()
+        if isinstance(target, luigi.LocalTarget):
+            path = Path(target.path)
+            record.update(output=str(path), sha256=sha256_tree(path) if path.exists() else "")
+        else:  # a store target (model or Bento): its tag identifies the content
+            record.update(output=str(target), tag=str(getattr(target, "tag", target)))
+        records.append(record)
+    return records
