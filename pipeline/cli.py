@@ -23,7 +23,8 @@ class ExpectedErrorsWithoutTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], PipelineError):
-            record.msg = f"{record.msg} -- {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            error = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} -- {type(error).__name__}: {error}", ()
             record.exc_info = None
         return True
 
@@ -33,7 +34,7 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(ExpectedErrorsWithoutTraceback())
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    for name in ("luigi-interface", "luigi", "pipeline"):
+    for name in ("luigi-interface", "pipeline"):
         logging.getLogger(name).setLevel(level)
     # Luigi would otherwise install its own handler with tracebacks for every failure.
     luigi.configuration.get_config().set("core", "no_configure_logging", "true")

@@ -11,7 +11,6 @@ import luigi
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
-from sklearn.model_selection import train_test_split
 
 from pipeline.errors import DataError
 from pipeline.task import UNREADABLE, PipelineTask
@@ -80,7 +79,7 @@ def validate(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             reasons[int(line)] = "; ".join(problems)
     candidates = raw.drop(index=list(reasons)).astype(float)
     first_seen: dict[tuple[float, ...], int] = {}
-    for line, values in zip(candidates.index, candidates.itertuples(index=False)):
+    for line, values in zip(candidates.index, candidates.itertuples(index=False), strict=True):
         key = tuple(values)
         if key in first_seen:
             reasons[int(line)] = f"duplicate of line {first_seen[key]}"
@@ -108,6 +107,8 @@ def check_reject_share(rejects: pd.DataFrame, total: int, max_share: float, path
 
 
 def split(valid: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split  # heavy: see pipeline/__init__.py
+
     train, test = train_test_split(valid, test_size=test_size, random_state=seed, shuffle=True)
     return train.sort_index(), test.sort_index()
 
@@ -133,7 +134,9 @@ def prepare(
     train, test = split(valid, test_size, seed)
     train.to_csv(folder / TRAIN_FILE, float_format="%.10g")
     test.to_csv(folder / TEST_FILE, float_format="%.10g")
-    return {"rows": {"raw": len(raw), "valid": len(valid), "rejected": len(rejects), "train": len(train), "test": len(test)}}
+    return {
+        "rows": {"raw": len(raw), "valid": len(valid), "rejected": len(rejects), "train": len(train), "test": len(test)}
+    }
 
 
 def load_split(folder: Path, name: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -152,6 +155,7 @@ class PrepareData(PipelineTask):
 
     def produce(self, folder: Path) -> dict[str, Any]:
         if self.data_sha256 == UNREADABLE:
-            raise DataError(f"raw data file {self.raw_data} cannot be read (missing, or no permission)")
+            read_raw(Path(self.raw_data))  # says why (missing, a folder, ...) when it can
+            raise DataError(f"raw data file {self.raw_data} cannot be read (no permission?)")
         kept_rejects = folder.parent / f"{self.task_id}.rejects.csv"
         return prepare(Path(self.raw_data), folder, self.test_size, self.max_reject_share, self.seed, kept_rejects)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
-from sklearn.model_selection import RepeatedKFold
-from sklearn.pipeline import Pipeline
 
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import plot_predictions
@@ -20,10 +16,15 @@ from pipeline.task import PipelineTask
 from pipeline.train import MODEL_FILE, TrainModel, load_model
 from service.contract import to_chance
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 METRICS_FILE, PREDICTIONS_FILE = "metrics.json", "test_predictions.csv"
 
 
 def scores(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     return {
         "r2": float(r2_score(actual, predicted)),
         "rmse": float(root_mean_squared_error(actual, predicted)),
@@ -35,6 +36,9 @@ def cross_validate(
     model: Pipeline, features: pd.DataFrame, target: np.ndarray, folds: int, repeats: int, seed: int
 ) -> dict[str, Any]:
     """Mean and spread of each score over repeated k-fold CV, on predictions clipped to chances."""
+    from sklearn.base import clone
+    from sklearn.model_selection import RepeatedKFold
+
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     per_fold = []
     for train_rows, test_rows in splitter.split(features):
@@ -50,7 +54,9 @@ def cross_validate(
     return summary
 
 
-def evaluate(model_dir: Path, data_dir: Path, folder: Path, candidate: str, folds: int, repeats: int, seed: int) -> dict[str, Any]:
+def evaluate(
+    model_dir: Path, data_dir: Path, folder: Path, candidate: str, folds: int, repeats: int, seed: int
+) -> dict[str, Any]:
     model = load_model(model_dir / MODEL_FILE)
     train_features, train_target = load_split(data_dir, TRAIN_FILE)
     test_features, test_target = load_split(data_dir, TEST_FILE)
@@ -83,5 +89,11 @@ class EvaluateModel(PipelineTask):
 
     def produce(self, folder: Path) -> dict[str, Any]:
         return evaluate(
-            self.input_dir("model"), self.input_dir("data"), folder, self.candidate, self.cv_folds, self.cv_repeats, self.seed
+            self.input_dir("model"),
+            self.input_dir("data"),
+            folder,
+            self.candidate,
+            self.cv_folds,
+            self.cv_repeats,
+            self.seed,
         )

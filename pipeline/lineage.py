@@ -20,7 +20,7 @@ def model_lineage(tag: str) -> tuple[bentoml.Model, list[dict[str, Any]]]:
         raise LineageError(f"no model {tag!r} in the BentoML store; see `bentoml models list`") from exc
     except BentoMLException as exc:
         raise LineageError(f"{tag!r} is not a valid model tag: {exc}") from exc
-    metadata = model.info.metadata
+    metadata: dict[str, Any] = dict(model.info.metadata)
     if "manifest" not in metadata or "lineage" not in metadata:
         raise LineageError(f"model {model.tag} was not registered by this pipeline (no lineage in its metadata)")
     return model, [metadata["manifest"], *metadata["lineage"]]
@@ -46,12 +46,13 @@ def describe(manifest: dict[str, Any]) -> list[str]:
 def format_lineage(model: bentoml.Model, chain: list[dict[str, Any]]) -> str:
     root = chain[0]
     params, code = root["parameters"], root["code"]
+    dirty = " (uncommitted changes)" if code["dirty"] is True else ""
     lines = [
         f"model {model.tag} (created {model.info.creation_time:%Y-%m-%d %H:%M:%S %Z})",
         f"  raw data     {params['raw_data']}  sha256 {params['data_sha256']}",
-        f"  code         version {code['version']}, git commit {code['commit']}{' (dirty tree)' if code['dirty'] else ''}",
+        f"  code         version {code['version']}, git commit {code['commit']}{dirty}",
         f"  seed         {params['seed']}",
-        f"  libraries    " + ", ".join(f"{k} {v}" for k, v in sorted(root["libraries"].items())),
+        "  libraries    " + ", ".join(f"{k} {v}" for k, v in sorted(root["libraries"].items())),
         "",
     ]
     for manifest in chain:

@@ -12,8 +12,8 @@ import luigi
 import pandas as pd
 
 from pipeline.data import PrepareData
-from pipeline.evaluate import METRICS_FILE, EvaluateModel
 from pipeline.errors import PipelineError
+from pipeline.evaluate import METRICS_FILE, EvaluateModel
 from pipeline.plots import plot_comparison
 from pipeline.provenance import write_json
 from pipeline.task import PipelineTask
@@ -44,7 +44,7 @@ def rank(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
                 "test_rmse": result["test"]["rmse"],
                 "test_r2": result["test"]["r2"],
                 "test_mae": result["test"]["mae"],
-                "simplicity": list(CANDIDATES).index(name),
+                "simplicity": CANDIDATES.index(name),
             }
         )
     return pd.DataFrame(rows).sort_values(["cv_rmse", "simplicity"]).reset_index(drop=True)
@@ -67,7 +67,17 @@ def choose(ranking: pd.DataFrame) -> tuple[str, str]:
 
 
 def report(ranking: pd.DataFrame, chosen: str, reason: str, evaluations: dict[str, Path]) -> str:
-    columns = ["candidate", "cv_r2", "cv_r2_std", "cv_rmse", "cv_rmse_std", "cv_mae", "test_r2", "test_rmse", "test_mae"]
+    columns = [
+        "candidate",
+        "cv_r2",
+        "cv_r2_std",
+        "cv_rmse",
+        "cv_rmse_std",
+        "cv_mae",
+        "test_r2",
+        "test_rmse",
+        "test_mae",
+    ]
     header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     body = "".join(
         "| " + " | ".join(str(row[c]) if c == "candidate" else f"{row[c]:.4f}" for c in columns) + " |\n"
@@ -102,7 +112,7 @@ def select(evaluations: dict[str, Path], models: dict[str, Path], folder: Path) 
 class SelectModel(PipelineTask):
     """selection.json (choice, reason, ranking), the chosen model.skops, comparison.png and report.md."""
 
-    candidates = luigi.ListParameter(default=list(CANDIDATES), description="candidates to train and compare")
+    candidates = luigi.ListParameter(default=CANDIDATES, description="candidates to train and compare")
     test_size = PrepareData.test_size
     max_reject_share = PrepareData.max_reject_share
     cv_folds = EvaluateModel.cv_folds

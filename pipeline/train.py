@@ -2,49 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
-import skops.io
-from sklearn.base import RegressorMixin
-from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from pipeline.data import TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
 from pipeline.task import PipelineTask
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 MODEL_FILE = "model.skops"
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
-def _scaled(regressor: RegressorMixin) -> Pipeline:
-    return make_pipeline(StandardScaler(), regressor)
-
-
-# Each candidate is a function of the seed, so a candidate is fully defined by its name, the seed
-# and the code version (which is part of every task id).
-CANDIDATES: dict[str, Callable[[int], Pipeline]] = {
-    "linear_regression": lambda seed: _scaled(LinearRegression()),
-    "ridge": lambda seed: _scaled(Ridge(alpha=1.0)),
-    # 500 trees as in the original challenge; n_jobs does not change the fitted forest.
-    "random_forest": lambda seed: make_pipeline(
-        RandomForestRegressor(n_estimators=500, min_samples_leaf=2, random_state=seed, n_jobs=-1)
-    ),
-    "gradient_boosting": lambda seed: make_pipeline(
-        GradientBoostingRegressor(n_estimators=200, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=seed)
-    ),
-}
+# Simplest first: SelectModel's tie-break prefers the earlier of equally good candidates.
+CANDIDATES = ("linear_regression", "ridge", "random_forest", "gradient_boosting")
 
 
 def build_candidate(name: str, seed: int) -> Pipeline:
-    if name not in CANDIDATES:
-        raise PipelineError(f"unknown candidate {name!r}; choose from {', '.join(CANDIDATES)}")
-    return CANDIDATES[name](seed)
+    """A fresh, unfitted candidate; fully defined by its name, the seed and the code version."""
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    match name:
+        case "linear_regression":
+            return make_pipeline(StandardScaler(), LinearRegression())
+        case "ridge":
+            return make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+        case "random_forest":
+            # 500 trees as in the original challenge. One job: parallel predict sums the trees in
+            # arbitrary order, so predictions would differ in the last bit from run to run.
+            return make_pipeline(RandomForestRegressor(n_estimators=500, min_samples_leaf=2, random_state=seed))
+        case "gradient_boosting":
+            return make_pipeline(
+                GradientBoostingRegressor(
+                    n_estimators=200, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=seed
+                )
+            )
+    raise PipelineError(f"unknown candidate {name!r}; choose from {', '.join(CANDIDATES)}")
 
 
 def estimator_parameters(model: Pipeline) -> dict[str, str]:
@@ -53,10 +53,15 @@ def estimator_parameters(model: Pipeline) -> dict[str, str]:
 
 
 def save_model(model: Pipeline, path: Path) -> None:
+    import skops.io
+
     skops.io.dump(model, path)
 
 
 def load_model(path: Path) -> Pipeline:
+    import skops.io
+    from sklearn.pipeline import Pipeline
+
     # Beyond the types skops trusts by default, only tree node storage: these files are the
     # pipeline's own outputs (their hashes are in the manifests), never user uploads.
     model = skops.io.load(path, trusted=TRUSTED_TYPES)

@@ -34,14 +34,24 @@ class PipelineRun:
 
 
 def run_pipeline(
-    artefacts: Path, bentoml_home: Path, *args: str, task: str = "RegisterModel", raw_data: Path = RAW_DATA
+    artefacts: Path,
+    bentoml_home: Path,
+    *args: str,
+    task: str = "RegisterModel",
+    raw_data: Path = RAW_DATA,
+    scheduler: tuple[str, ...] = ("--local-scheduler",),
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m pipeline run`` in a subprocess, as a user runs it (with fewer CV repeats)."""
+    """``python -m pipeline run`` in a subprocess, as a user runs it (with fewer CV repeats).
+
+    ``scheduler`` picks the scheduler: e.g. ``("--scheduler-host", "127.0.0.1", "--scheduler-port", "8082")``.
+    """
     command = [
         sys.executable, "-m", "pipeline", "run", task,
         "--raw-data", str(raw_data), "--artefacts-dir", str(artefacts),
-        "--local-scheduler", "--cv-repeats", "1", *args,
+        *scheduler, *args,
     ]  # fmt: skip
+    if task not in ("PrepareData", "TrainModel"):
+        command += ["--cv-repeats", "1"]  # faster; the pipeline's default is 2
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
@@ -54,9 +64,11 @@ def registered_tag(bentoml_home: Path) -> str:
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    """The pipeline run once for the session, on the vendored data, through RegisterModel."""
-    base = tmp_path_factory.mktemp("pipeline")
-    artefacts, home = base / "artefacts", base / "bentoml"
+    """The pipeline run once for the session, on the vendored data, through RegisterModel.
+
+    It registers into the session's BENTOML_HOME, so tests can also load the model in-process.
+    """
+    artefacts, home = tmp_path_factory.mktemp("pipeline") / "artefacts", Path(_SESSION_HOME)
     result = run_pipeline(artefacts, home)
     assert result.returncode == 0, result.stderr[-4000:]
     return PipelineRun(artefacts, home, registered_tag(home), result)

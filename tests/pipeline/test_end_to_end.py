@@ -1,0 +1,172 @@
+"""The real pipeline, run as users run it (python -m pipeline run ...), into temporary folders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bentoml
+import pytest
+
+from pipeline.provenance import MANIFEST_NAME, sha256_file, sha256_tree
+from tests.conftest import RAW_DATA, ROOT, PipelineRun, registered_tag, run_pipeline
+
+pytestmark = pytest.mark.e2e
+
+MANIFEST_KEYS = {"task_family", "task_id", "parameters", "upstream", "outputs", "code", "libraries", "started_at", "finished_at"}
+
+
+def task_folders(artefacts: Path) -> list[Path]:
+    return sorted(p for p in artefacts.glob("*/*") if p.is_dir())
+
+
+def test_the_run_prints_luigis_summary_and_succeeds(pipeline_run: PipelineRun) -> None:
+    assert "Luigi Execution Summary" in pipeline_run.result.stderr
+    assert "11 ran successfully" in pipeline_run.result.stderr
+    assert "Traceback" not in pipeline_run.result.stderr
+
+
+def test_every_output_carries_a_manifest_that_matches_it(pipeline_run: PipelineRun) -> None:
+    folders = task_folders(pipeline_run.artefacts)
+    families = sorted({folder.parent.name for folder in folders})
+    assert families == ["EvaluateModel", "PrepareData", "RegisterModel", "SelectModel", "TrainModel"]
+    for folder in folders:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+        assert MANIFEST_KEYS <= manifest.keys(), folder
+        assert manifest["task_id"] == folder.name
+        assert manifest["parameters"]["data_sha256"] == sha256_file(RAW_DATA)
+        for name, digest in manifest["outputs"].items():
+            assert sha256_file(folder / name) == digest
+        for record in manifest["upstream"]:
+            assert sha256_tree(Path(record["output"])) == record["sha256"]
+        assert manifest["libraries"]["scikit-learn"] != "not installed"
+        assert manifest["started_at"] <= manifest["finished_at"]
+
+
+def test_the_registered_model_traces_back_to_the_raw_file(pipeline_run: PipelineRun) -> None:
+    model = bentoml.models.get(pipeline_run.model_tag)
+    assert model.info.labels["data_sha256"] == sha256_file(RAW_DATA)[:12]
+    assert model.info.labels["candidate"] == model.info.metadata["candidate"]
+    chain = model.info.metadata["lineage"]
+    assert [m["task_family"] for m in chain][0] == "SelectModel"
+    assert sum(m["task_family"] == "TrainModel" for m in chain) == 4
+    prepare = next(m for m in chain if m["task_family"] == "PrepareData")
+    assert prepare["rows"] == {"raw": 500, "valid": 500, "rejected": 0, "train": 400, "test": 100}
+    assert model.info.metadata["manifest"]["code"]["version"] == model.info.labels["code_version"]
+
+
+def test_lineage_command_prints_the_chain(pipeline_run: PipelineRun) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "lineage", pipeline_run.model_tag],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sha256_file(RAW_DATA) in done.stdout
+    for family in ("RegisterModel", "SelectModel", "EvaluateModel", "TrainModel", "PrepareData"):
+        assert family in done.stdout
+    assert "candidate = random_forest" in done.stdout
+
+
+def test_lineage_of_an_unknown_model_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "lineage", "admissions:doesnotexist"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "no model 'admissions:doesnotexist'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_rerun_with_nothing_changed_does_nothing(pipeline_run: PipelineRun) -> None:
+    before = task_folders(pipeline_run.artefacts)
+    result = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 complete ones were encountered" in result.stderr
+    assert "ran successfully" not in result.stderr
+    assert task_folders(pipeline_run.artefacts) == before
+    assert registered_tag(pipeline_run.bentoml_home) == pipeline_run.model_tag
+
+
+def test_a_model_deleted_from_the_store_is_registered_again(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    home = tmp_path / "bentoml"  # a store of its own: the session's model stays for other tests
+    first = run_pipeline(pipeline_run.artefacts, home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "1 ran successfully" in first.stderr  # only RegisterModel: everything upstream was done
+    tag = registered_tag(home)
+    subprocess.run([str(Path(sys.executable).parent / "bentoml"), "models", "delete", "--yes", tag], env={**os.environ, "BENTOML_HOME": str(home)},
+                   check=True, capture_output=True)  # fmt: skip
+    again = run_pipeline(pipeline_run.artefacts, home)
+    assert again.returncode == 0
+    assert "1 ran successfully" in again.stderr
+    assert registered_tag(home) == tag
+
+
+def test_two_clean_runs_give_identical_data_metrics_and_predictions(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    result = run_pipeline(tmp_path / "artefacts", tmp_path / "bentoml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert registered_tag(tmp_path / "bentoml") == pipeline_run.model_tag
+    for family, files in {
+        "PrepareData": ("train.csv", "test.csv", "rejects.csv"),
+        "TrainModel": (),
+        "EvaluateModel": ("metrics.json", "test_predictions.csv"),
+        "SelectModel": ("selection.json",),
+    }.items():
+        first = sorted((pipeline_run.artefacts / family).iterdir())
+        second = sorted((tmp_path / "artefacts" / family).iterdir())
+        assert [p.name for p in first] == [p.name for p in second]
+        for a, b in zip(first, second, strict=True):
+            for name in files:
+                assert sha256_file(a / name) == sha256_file(b / name), f"{family}/{name}"
+
+
+def test_a_killed_run_leaves_no_half_written_target(tmp_path: Path) -> None:
+    artefacts = tmp_path / "artefacts"
+    command = [sys.executable, "-m", "pipeline", "run", "SelectModel", "--artefacts-dir", str(artefacts),
+               "--local-scheduler", "--workers", "1", "--cv-repeats", "1"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env={**os.environ, "BENTOML_HOME": str(tmp_path / "b")})  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(artefacts.glob("*/*-luigi-tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # mid-task: a temporary folder exists
+    process.wait()
+    for folder in task_folders(artefacts):
+        assert "-luigi-tmp-" in folder.name or (folder / MANIFEST_NAME).is_file(), folder
+    result = run_pipeline(artefacts, tmp_path / "b", task="SelectModel")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all((folder / MANIFEST_NAME).is_file() for folder in task_folders(artefacts) if "-luigi-tmp-" not in folder.name)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        (b"", "is empty"),
+        (b"\x00\x01\x02\xff\xfe binary", "is not a UTF-8 CSV file"),
+        (b"GRE Score,TOEFL Score\r\n337,118\r\n", "lacks column(s)"),
+        (RAW_DATA.read_bytes().replace(b",1,0.9", b",1,9.9"), "break the feature contract"),
+    ],
+)
+def test_bad_raw_data_fails_with_a_clear_message(tmp_path: Path, content: bytes | None, message: str) -> None:
+    raw = tmp_path / "raw.csv"
+    if content is not None:
+        raw.write_bytes(content)
+    result = run_pipeline(tmp_path / "artefacts", tmp_path / "bentoml", raw_data=raw)
+    assert result.returncode == 30  # luigi.cfg [retcode] task_failed
+    assert message in result.stderr
+    assert "DataError" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "artefacts").glob("*/*-luigi-tmp-*"))  # nothing half-written left behind
+
+
+def test_a_trailing_summary_row_is_rejected_not_fatal(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.csv"
+    raw.write_bytes(RAW_DATA.read_bytes() + b",316.472,,,,,,,\r\n")
+    result = run_pipeline(tmp_path / "artefacts", tmp_path / "bentoml", raw_data=raw, task="PrepareData")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rejects = next((tmp_path / "artefacts" / "PrepareData").glob("*/rejects.csv")).read_text()
+    assert "502," in rejects
+    assert "missing value" in rejects
