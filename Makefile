@@ -26,7 +26,7 @@ endif
 PIPELINE := $(PY) -m pipeline run
 PIPELINE_ARGS := --raw-data $(RAW_DATA) $(SCHEDULER_ARGS) --workers $(WORKERS)
 
-.PHONY: help env-create pipeline test lint format clean lock
+.PHONY: help env-create pipeline test lint format clean lock visualiser stop-visualiser
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,3 +60,10 @@ clean: ## remove generated artefacts (not the environment, not the BentoML store
 
 lock: $(TOX) ## re-lock requirements/*.txt from requirements/*.in in clean venvs
 	bash .ci/lock
+
+# Luigi's central scheduler and its web visualiser (scripts/luigid.py; state, history and logs in var/luigid/)
+visualiser: $(ENV_STAMP) ## start luigid and its visualiser in the background on 127.0.0.1:LUIGID_PORT (8082)
+	@$(PY) -m scripts.luigid start --port $(LUIGID_PORT)
+
+stop-visualiser: $(ENV_STAMP) ## stop luigid (SIGTERM: it saves its state first)
+	@$(PY) -m scripts.luigid stop

@@ -58,6 +58,12 @@ class PipelineTask(luigi.Task):
             values["code_version"] = code_version()
         return [(name, values[name]) for name, _ in params]
 
+    def complete(self) -> bool:
+        done = bool(super().complete())
+        if not done:
+            warm_imports()
+        return done
+
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(Path(self.artefacts_dir) / self.get_task_family() / self.task_id))
 
@@ -104,6 +110,18 @@ class PipelineTask(luigi.Task):
         if isinstance(exception, PipelineError):
             return f"{type(exception).__name__}: {exception}"
         return str(super().on_failure(exception))
+
+
+def warm_imports() -> None:
+    """Import the heavy libraries once, in the scheduling process, when there is work to do.
+
+    Luigi's workers fork a process per task; modules imported before the fork are shared, so each
+    task does not pay scikit-learn's import again. A no-op run never gets here.
+    """
+    import matplotlib.figure  # noqa: F401
+    import sklearn.ensemble
+    import sklearn.model_selection  # noqa: F401
+    import skops.io  # noqa: F401
 
 
 def upstream_records(task: luigi.Task) -> list[dict[str, str]]:
