@@ -26,7 +26,7 @@ endif
 PIPELINE := $(PY) -m pipeline run
 PIPELINE_ARGS := --raw-data $(RAW_DATA) $(SCHEDULER_ARGS) --workers $(WORKERS)
 
-.PHONY: help env-create pipeline test lint format clean lock visualiser stop-visualiser
+.PHONY: help env-create pipeline register build-bento build-docker run-docker stop-docker test lint format clean lock visualiser stop-visualiser
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,8 +41,26 @@ $(ENV_STAMP): $(TOX) requirements/dev.txt tox.ini
 
 env-create: $(ENV_STAMP) ## create the locked environment (.tox/dev) with tox
 
-pipeline: $(ENV_STAMP) ## run the pipeline (RAW_DATA=..., SCHEDULER=local|central, WORKERS=2)
+pipeline: $(ENV_STAMP) ## run the pipeline through BuildBento (RAW_DATA=..., SCHEDULER=local|central, WORKERS=2)
+	$(PIPELINE) BuildBento $(PIPELINE_ARGS)
+
+register: $(ENV_STAMP) ## run the pipeline only up to the registered model (RegisterModel)
 	$(PIPELINE) RegisterModel $(PIPELINE_ARGS)
+
+build-bento: $(ENV_STAMP) ## run the pipeline through BuildBento (the same as make pipeline)
+	$(PIPELINE) BuildBento $(PIPELINE_ARGS)
+
+build-docker: $(ENV_STAMP) ## run the pipeline through Containerize (needs a Docker engine)
+	$(PIPELINE) Containerize $(PIPELINE_ARGS)
+
+run-docker: ## start API + model services with docker compose (needs .env and an image from build-docker)
+	@test -f .env || { echo "No .env: copy .env.example to .env and fill it in (see README)."; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "No container engine is reachable (docker info failed); run this on a machine with Docker."; exit 1; }
+	docker compose up -d --wait
+
+stop-docker: ## stop the docker compose services (the jobs volume is kept)
+	@docker info >/dev/null 2>&1 || { echo "No container engine is reachable (docker info failed): nothing to stop here."; exit 1; }
+	docker compose down
 
 test: $(ENV_STAMP) ## run the test suite (pytest; PYTEST_ADDOPTS passes options)
 	$(TOX) run -e test

@@ -15,7 +15,7 @@ import luigi.retcodes
 
 from pipeline.errors import PipelineError
 
-DEFAULT_TASK = "RegisterModel"
+DEFAULT_TASK = "BuildBento"
 
 
 class ExpectedErrorsWithoutTraceback(logging.Filter):
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the pipeline up to TASK (default RegisterModel)", add_help=False)
+    commands.add_parser("run", help="run the pipeline up to TASK (default BuildBento)", add_help=False)
     lineage_parser = commands.add_parser("lineage", help="print a registered model's lineage")
     lineage_parser.add_argument("tag", help="model tag, e.g. admissions:1a2b3c or admissions:latest")
     args, rest = parser.parse_known_args(argv)

@@ -4,39 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import bentoml
 import luigi
-from bentoml.exceptions import NotFound
 
 from pipeline.data import PrepareData
 from pipeline.evaluate import EvaluateModel
-from pipeline.provenance import MANIFEST_NAME, read_manifest, write_json
+from pipeline.provenance import read_manifest
 from pipeline.selection import SELECTION_FILE, SelectModel
-from pipeline.task import PipelineTask, _now
+from pipeline.stores import StoreTarget
+from pipeline.task import StoreTask
 from pipeline.train import MODEL_FILE, estimator_parameters, load_model
 
 MODEL_NAME = "admissions"
-
-
-class BentoModelTarget(luigi.Target):
-    """A model in the BentoML store (``BENTOML_HOME``); it exists when the store has its tag."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-
-    def __str__(self) -> str:
-        return self.tag
-
-    def exists(self) -> bool:
-        try:
-            bentoml.models.get(self.tag)
-        except NotFound:
-            return False
-        return True
 
 
 def collect_lineage(folder: Path) -> list[dict[str, Any]]:
@@ -98,7 +80,7 @@ def register(tag: str, selection_dir: Path, manifest: dict[str, Any]) -> bentoml
     )
 
 
-class RegisterModel(PipelineTask):
+class RegisterModel(StoreTask):
     """The selected model in the BentoML store, tagged from this task's id (so re-runs are no-ops)."""
 
     model_name = luigi.Parameter(default=MODEL_NAME, description="name of the model in the BentoML store")
@@ -115,18 +97,8 @@ class RegisterModel(PipelineTask):
     def model_tag(self) -> str:
         return f"{self.model_name}:{hashlib.sha256(self.task_id.encode()).hexdigest()[:16]}"
 
-    def output(self) -> BentoModelTarget:  # type: ignore[override]
-        return BentoModelTarget(self.model_tag)
+    def output(self) -> StoreTarget:  # type: ignore[override]
+        return StoreTarget(self.model_tag, bentoml.models.get)
 
-    def manifest_dir(self) -> Path:
-        """Where a copy of the manifest is kept beside the other tasks' (the store holds the original)."""
-        return Path(self.artefacts_dir) / self.get_task_family() / self.task_id
-
-    def run(self) -> None:
-        started = _now()
-        manifest = self.manifest(None, started, {"model_tag": self.model_tag})
+    def publish(self, manifest: dict[str, Any]) -> None:
         register(self.model_tag, self.input_dir(), manifest)
-        shutil.rmtree(self.manifest_dir(), ignore_errors=True)  # left from a model deleted from the store
-        with luigi.LocalTarget(str(self.manifest_dir())).temporary_path() as temporary:
-            Path(temporary).mkdir(parents=True)
-            write_json(Path(temporary) / MANIFEST_NAME, manifest)

@@ -56,7 +56,12 @@ class PipelineTask(luigi.Task):
                 values["data_sha256"] = UNREADABLE  # PrepareData reports why, as a task failure
         if not values["code_version"]:
             values["code_version"] = code_version()
+        cls.fill_in(values)
         return [(name, values[name]) for name, _ in params]
+
+    @classmethod
+    def fill_in(cls, values: dict[str, Any]) -> None:
+        """Fill in further computed parameters (subclasses); ``values`` maps names to values."""
 
     def complete(self) -> bool:
         done = bool(super().complete())
@@ -110,6 +115,26 @@ class PipelineTask(luigi.Task):
         if isinstance(exception, PipelineError):
             return f"{type(exception).__name__}: {exception}"
         return str(super().on_failure(exception))
+
+
+class StoreTask(PipelineTask):
+    """A task whose output lives in a BentoML store; a copy of its manifest is kept in artefacts/."""
+
+    def manifest_dir(self) -> Path:
+        return Path(self.artefacts_dir) / self.get_task_family() / self.task_id
+
+    def run(self) -> None:
+        started = _now()
+        manifest = self.manifest(None, started, {"tag": str(self.output())})
+        self.publish(manifest)
+        shutil.rmtree(self.manifest_dir(), ignore_errors=True)  # left from an item deleted from the store
+        with luigi.LocalTarget(str(self.manifest_dir())).temporary_path() as temporary:
+            Path(temporary).mkdir(parents=True)
+            write_json(Path(temporary) / MANIFEST_NAME, manifest)
+
+    def publish(self, manifest: dict[str, Any]) -> None:
+        """Put the output into its store, with ``manifest`` attached."""
+        raise NotImplementedError
 
 
 def warm_imports() -> None:
