@@ -10,7 +10,15 @@ from tests.conftest import PipelineRun
 
 pytestmark = pytest.mark.e2e
 
-TYPICAL = {"gre_score": 316, "toefl_score": 107, "university_rating": 3, "sop": 3.5, "lor": 3.5, "cgpa": 8.5, "research": 1}
+TYPICAL = {
+    "gre_score": 316,
+    "toefl_score": 107,
+    "university_rating": 3,
+    "sop": 3.5,
+    "lor": 3.5,
+    "cgpa": 8.5,
+    "research": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +30,9 @@ def predict(model, rows: list[dict]) -> np.ndarray:
     return to_chance(model.predict(pd.DataFrame(rows, columns=list(FEATURE_NAMES))))
 
 
-@pytest.mark.parametrize(("feature", "low", "high"), [("cgpa", 6.8, 9.9), ("gre_score", 290, 340), ("toefl_score", 92, 120)])
+@pytest.mark.parametrize(
+    ("feature", "low", "high"), [("cgpa", 6.8, 9.9), ("gre_score", 290, 340), ("toefl_score", 92, 120)]
+)
 def test_more_merit_never_lowers_the_chance(model, feature: str, low: float, high: float) -> None:
     grid = np.linspace(low, high, 25)
     values = grid.round().astype(int) if feature != "cgpa" else grid
