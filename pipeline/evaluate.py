@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import luigi
 import numpy as np
 import pandas as pd
+from luigi.util import inherits
 
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import plot_predictions
@@ -75,12 +76,11 @@ def evaluate(
     return {"metrics": metrics}
 
 
+@inherits(TrainModel)
 class EvaluateModel(PipelineTask):
     """metrics.json, test_predictions.csv and a predicted-vs-actual/residuals plot for one candidate."""
 
-    candidate = TrainModel.candidate
-    test_size = PrepareData.test_size
-    max_reject_share = PrepareData.max_reject_share
+    candidate: str  # inherited from TrainModel (declared for type checkers)
     cv_folds = luigi.IntParameter(default=5, description="k of the repeated k-fold cross-validation")
     cv_repeats = luigi.IntParameter(default=2, description="how often the k-fold split is repeated")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import bentoml
 import luigi
+from luigi.util import inherits
 
 from pipeline.errors import PackagingError
 from pipeline.provenance import PROJECT_ROOT, sha256_file, write_json
@@ -74,6 +75,7 @@ def container_engine_version(bento_tag: str) -> str:
     )
 
 
+@inherits(RegisterModel)
 class BuildBento(StoreTask):
     """The Bento of ``bentofile.yaml`` carrying the registered model, in the Bento store."""
 
@@ -81,12 +83,6 @@ class BuildBento(StoreTask):
     build_inputs = luigi.Parameter(
         default="", description="sha256 of bentofile, service code and its pins; computed when empty"
     )
-    model_name = RegisterModel.model_name
-    candidates = RegisterModel.candidates
-    test_size = RegisterModel.test_size
-    max_reject_share = RegisterModel.max_reject_share
-    cv_folds = RegisterModel.cv_folds
-    cv_repeats = RegisterModel.cv_repeats
 
     @classmethod
     def fill_in(cls, values: dict[str, Any]) -> None:
@@ -115,17 +111,9 @@ class BuildBento(StoreTask):
         build_bento(self.bento_tag, self.bentofile, model_tag, labels)
 
 
+@inherits(BuildBento)
 class Containerize(PipelineTask):
     """``bentoml containerize`` of the Bento into an image tagged like the Bento; image.json names it."""
-
-    bentofile = BuildBento.bentofile
-    build_inputs = BuildBento.build_inputs
-    model_name = RegisterModel.model_name
-    candidates = RegisterModel.candidates
-    test_size = RegisterModel.test_size
-    max_reject_share = RegisterModel.max_reject_share
-    cv_folds = RegisterModel.cv_folds
-    cv_repeats = RegisterModel.cv_repeats
 
     @classmethod
     def fill_in(cls, values: dict[str, Any]) -> None:

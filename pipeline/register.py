@@ -9,9 +9,8 @@ from typing import Any
 
 import bentoml
 import luigi
+from luigi.util import inherits
 
-from pipeline.data import PrepareData
-from pipeline.evaluate import EvaluateModel
 from pipeline.provenance import read_manifest
 from pipeline.selection import SELECTION_FILE, SelectModel
 from pipeline.stores import StoreTarget
@@ -80,15 +79,11 @@ def register(tag: str, selection_dir: Path, manifest: dict[str, Any]) -> bentoml
     )
 
 
+@inherits(SelectModel)
 class RegisterModel(StoreTask):
     """The selected model in the BentoML store, tagged from this task's id (so re-runs are no-ops)."""
 
     model_name = luigi.Parameter(default=MODEL_NAME, description="name of the model in the BentoML store")
-    candidates = SelectModel.candidates
-    test_size = PrepareData.test_size
-    max_reject_share = PrepareData.max_reject_share
-    cv_folds = EvaluateModel.cv_folds
-    cv_repeats = EvaluateModel.cv_repeats
 
     def requires(self) -> SelectModel:
         return self.clone(SelectModel)

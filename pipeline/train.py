@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import luigi
+from luigi.util import inherits
 
 from pipeline.data import TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
@@ -70,12 +71,11 @@ def load_model(path: Path) -> Pipeline:
     return model
 
 
+@inherits(PrepareData)
 class TrainModel(PipelineTask):
     """One fitted candidate: model.skops plus its hyper-parameters in the manifest."""
 
     candidate = luigi.ChoiceParameter(choices=list(CANDIDATES), description="which candidate to train")
-    test_size = PrepareData.test_size
-    max_reject_share = PrepareData.max_reject_share
 
     def requires(self) -> PrepareData:
         return self.clone(PrepareData)
