@@ -85,3 +85,18 @@ visualiser: $(ENV_STAMP) ## start luigid and its visualiser in the background on
 
 stop-visualiser: $(ENV_STAMP) ## stop luigid (SIGTERM: it saves its state first)
 	@$(PY) -m scripts.luigid stop
+
+# --- Prediction service (issue 3): serve, users, benchmarks --------------------------------------------
+SERVE_HOST ?= 127.0.0.1
+.PHONY: serve users-add bench-service
+
+serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) against the registered model; prints the docs URL
+	@echo "Admissions API on http://$(SERVE_HOST):$(PORT)  docs (Swagger UI): http://$(SERVE_HOST):$(PORT)/  OpenAPI: http://$(SERVE_HOST):$(PORT)/docs.json"
+	$(PY) -m bentoml serve service.api:AdmissionsAPI --host $(SERVE_HOST) --port $(PORT)
+
+users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (password from stdin)
+	@test -n "$(NAME)" || { echo "usage: make users-add NAME=alice" >&2; exit 2; }
+	$(PY) -m service.users add $(NAME)
+
+bench-service: $(ENV_STAMP) ## load-test the service (wrk; /predict, /predict_batch, a 100k-row job)
+	PY=$(PY) bash bench/service.sh

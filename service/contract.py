@@ -8,10 +8,12 @@ This module imports neither BentoML nor Luigi, so either side can use it cheaply
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from typing_extensions import TypedDict
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,68 @@ LabelledApplicant: type[BaseModel] = create_model(  # type: ignore[call-overload
 def to_chance(predictions: np.ndarray) -> np.ndarray:
     """Model outputs as chances: regressors can stray outside [0, 1], a chance cannot."""
     return np.clip(np.asarray(predictions, dtype=float), TARGET.minimum, TARGET.maximum)
+
+
+# Request and response models of the API service (the feature models above are its inputs).
+
+
+class LoginRequest(BaseModel):
+    """Credentials for ``POST /login``."""
+
+    model_config = _STRICT
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="seconds until the token expires")
+
+
+class Prediction(BaseModel):
+    chance: float = Field(ge=0, le=1, description="predicted chance of admission")
+    model_tag: str = Field(description="the model that produced the prediction")
+
+
+class BatchPrediction(BaseModel):
+    chances: list[float] = Field(description="predicted chances, in the order of the input rows")
+    model_tag: str
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    status: str = Field(description="pending, running, completed or failed")
+    rows: int
+    model_tag: str | None = None
+    error: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+# The same fields and rules as Applicant, validated into plain dicts: for 1,000-row batches this took
+# a third off validation and conversion (no model instance per row), measured on /predict_batch.
+ApplicantRow = TypedDict(  # type: ignore[misc]
+    "ApplicantRow", {spec.name: spec.annotation() for spec in FEATURES}
+)
+ApplicantRow.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
+
+
+def batch_request(name: str, max_rows: int) -> type[BaseModel]:
+    """A request body ``{"applicants": [ApplicantRow, ...]}`` with 1 .. ``max_rows`` rows."""
+    rows = Annotated[list[ApplicantRow], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name,
+        __config__=_STRICT,
+        __doc__=f"Between 1 and {max_rows} applicants.",
+        applicants=(rows, ...),
+    )
+
+
+_FEATURE_VALUES = itemgetter(*FEATURE_NAMES)
+
+
+def as_rows(applicants: list[Any]) -> np.ndarray:
+    """Validated applicant rows (dicts) as an (n, 7) float array, columns in ``FEATURE_NAMES`` order."""
+    return np.array([_FEATURE_VALUES(a) for a in applicants], dtype=np.float64).reshape(-1, len(FEATURE_NAMES))

@@ -1,0 +1,254 @@
+"""The API service: the only exposed one. Authenticates, validates, and routes to the model services.
+
+POST routes are BentoML APIs (typed, in the OpenAPI document); the GET routes (/model, /jobs/status,
+/jobs/results) are a small Starlette app mounted on the same server, because BentoML APIs are
+POST-only. Authentication for all of them is :class:`service.middleware.BearerAuthMiddleware`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import bentoml
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service import auth, settings, users
+from service.contract import (
+    Applicant,
+    BatchPrediction,
+    JobStatus,
+    LoginRequest,
+    Prediction,
+    TokenResponse,
+    as_rows,
+    batch_request,
+)
+from service.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    LoginFailedError,
+    ServiceError,
+    ServiceUnavailableError,
+)
+from service.jobs import JobStore
+from service.middleware import USER_KEY, BearerAuthMiddleware, JsonBodiesOnly
+from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel
+from service.runner import JobRunner
+
+logger = logging.getLogger("admissions.api")
+BatchRequest = batch_request("BatchRequest", settings.max_batch_size())
+JobRequest = batch_request("JobRequest", settings.max_job_size())
+PREDICTIONS = bentoml.metrics.Counter(
+    name="admissions_predictions",
+    documentation="Predictions made, by endpoint and model tag (a batch of n rows counts n).",
+    labelnames=["endpoint", "model_tag"],
+)
+_SINGLE_URL = settings.single_model_url()
+reads = Starlette()  # GET routes; filled in below, bound to the running service in AdmissionsAPI.__init__
+T = TypeVar("T")
+_BANNER = "!" * 100
+_EPHEMERAL_WARNING = (
+    f"{_BANNER}\nWARNING: ADMISSIONS_DEV_MODE=1 and no JWT_SECRET_KEY: using an EPHEMERAL JWT secret; tokens die"
+    f" with this server.\nNever run like this in production: set JWT_SECRET_KEY to 32+ random bytes.\n{_BANNER}"
+)
+
+
+def answers_errors(endpoint: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | Response]]:
+    """Turn a :class:`ServiceError` into its JSON response (BentoML would hide 4xx messages)."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(*args: Any, **kwargs: Any) -> T | Response:
+        try:
+            return await endpoint(*args, **kwargs)
+        except ServiceError as exc:
+            return error_response(exc)
+
+    return wrapper
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+
+
+@bentoml.service(
+    name="admissions_api",
+    workers=settings.api_workers(),
+    logging={"access": {"enabled": False}},  # per-request access log lines cost throughput
+    tracing=UNTRACED,  # see service/models.py
+    traffic={"timeout": 60},
+)
+class AdmissionsAPI:
+    """Predicts graduate-admission chances for authenticated users."""
+
+    # Latency path: a separate SingleModel service when SINGLE_MODEL_URL is set, else in-process.
+    single = bentoml.depends(SingleModel, url=_SINGLE_URL) if _SINGLE_URL else InProcess(SingleModel)
+    batch = bentoml.depends(BatchModel, url=settings.batch_model_url())
+    # Referenced here too so that a Bento of this service always carries the model.
+    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+
+    @bentoml.on_deployment
+    def check_settings() -> None:
+        """Runs once in the serving process before any worker: refuse to start on a bad environment."""
+        try:
+            loaded = settings.prepare()
+        except ConfigurationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        if loaded.ephemeral_secret:
+            print(_EPHEMERAL_WARNING, file=sys.stderr)
+
+    def __init__(self) -> None:
+        self.settings = settings.load()
+        self.policy = auth.TokenPolicy(
+            self.settings.jwt_secret, self.settings.issuer, self.settings.audience, self.settings.token_lifetime_s
+        )
+        self.jobs = JobStore(self.settings.jobs_db)
+        self.runner = JobRunner(self.jobs, self._predict_job_rows, chunk_rows=self.settings.max_batch_size)
+        self._batch_tag: str | None = None
+        reads.state.api = self
+        _SERVING.policy = self.policy
+
+    @bentoml.on_startup
+    async def start_jobs(self) -> None:
+        self.runner.start()
+        # Everything loaded so far (BentoML, sklearn, the model) lives as long as the process; frozen,
+        # the full collections that still happen under load need not walk it (see service/patches.py).
+        gc.collect()
+        gc.freeze()
+
+    @bentoml.on_shutdown
+    async def stop_jobs(self) -> None:
+        await self.runner.stop()
+        self.jobs.close()
+
+    @bentoml.api(input_spec=LoginRequest, output_spec=TokenResponse)
+    @answers_errors
+    async def login(self, username: str, password: str) -> TokenResponse:
+        """Exchange a user name and password for a bearer token."""
+        if not await asyncio.to_thread(users.authenticate, self.settings.users_file, username, password):
+            raise LoginFailedError()
+        token = auth.issue(self.policy, username)
+        return TokenResponse(access_token=token.access_token, expires_in=token.expires_in)
+
+    @bentoml.api(input_spec=Applicant, output_spec=Prediction)
+    @answers_errors
+    async def predict(self, **features: Any) -> Response:
+        """One applicant's chance of admission, from the latency-oriented model service."""
+        values = [float(features[name]) for name in Applicant.model_fields]
+        try:
+            result = await self.single.predict(features=values)
+        except Exception as exc:
+            raise ServiceUnavailableError(f"the single-prediction model service failed: {type(exc).__name__}") from exc
+        PREDICTIONS.labels(endpoint="predict", model_tag=result["model_tag"]).inc()
+        # Serialised here: BentoML's generic output path cost ~10% of /predict (py-spy); same JSON shape.
+        return Response(json.dumps(result), media_type="application/json")
+
+    @bentoml.api(input_spec=BatchRequest, output_spec=BatchPrediction)
+    @answers_errors
+    async def predict_batch(self, applicants: list[Any]) -> Response:
+        """Chances for 1 .. ADMISSIONS_MAX_BATCH_SIZE applicants, in input order."""
+        chances, tag = await self._predict_rows(as_rows(applicants))
+        PREDICTIONS.labels(endpoint="predict_batch", model_tag=tag).inc(len(chances))
+        return Response(json.dumps({"chances": chances, "model_tag": tag}), media_type="application/json")
+
+    @bentoml.api(route="/jobs", input_spec=JobRequest, output_spec=JobStatus)
+    @answers_errors
+    async def submit_job(self, applicants: list[Any], ctx: bentoml.Context) -> JobStatus:
+        """Queue a batch job; answers 202 with the job id at once. Poll ``GET /jobs/status?job_id=...``."""
+        rows = await asyncio.to_thread(as_rows, applicants)
+        job = await asyncio.to_thread(self.jobs.submit, ctx.request.scope[USER_KEY], rows)
+        self.runner.wake()
+        ctx.response.status_code = 202
+        return JobStatus(**job.as_status())
+
+    async def _predict_rows(self, rows: Any) -> tuple[list[float], str]:
+        """Predictions from the batch model service, and the tag of the model that made them."""
+        try:
+            chances = await self.batch.to_async.predict(rows)  # a sync API: its proxy method blocks
+            if self._batch_tag is None:
+                self._batch_tag = (await self.batch.to_async.info())["model_tag"]
+        except Exception as exc:
+            raise ServiceUnavailableError(f"the batch model service failed: {type(exc).__name__}") from exc
+        return np.asarray(chances, dtype=np.float64).tolist(), self._batch_tag
+
+    async def _predict_job_rows(self, rows: Any) -> tuple[list[float], str]:
+        chances, tag = await self._predict_rows(rows)
+        PREDICTIONS.labels(endpoint="jobs", model_tag=tag).inc(len(chances))
+        return chances, tag
+
+    async def model_info(self) -> dict[str, Any]:
+        try:
+            info: dict[str, Any] = await self.single.info()
+        except Exception as exc:
+            raise ServiceUnavailableError(f"the single-prediction model service failed: {type(exc).__name__}") from exc
+        return info
+
+
+class _Serving:
+    """What the auth middleware needs from the running service (set in ``AdmissionsAPI.__init__``)."""
+
+    policy: auth.TokenPolicy | None = None
+
+
+_SERVING = _Serving()
+_SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy still sees the class
+_SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy)
+_SERVICE.add_asgi_middleware(JsonBodiesOnly)
+
+
+async def get_model(request: Request) -> Response:
+    """GET /model: the serving model's tag, metrics and training parameters."""
+    try:
+        return JSONResponse(await request.app.state.api.model_info())
+    except ServiceError as exc:
+        return error_response(exc)
+
+
+def job_id(request: Request) -> str:
+    """The ``job_id`` query parameter. (Not a path segment: BentoML labels request metrics with the raw
+    path, so one label value per job would grow the metrics without bound.)"""
+    value = request.query_params.get("job_id", "").strip()
+    if not value:
+        raise InvalidInputError("query parameter job_id is required", field="job_id")
+    return value
+
+
+async def get_job(request: Request) -> Response:
+    """GET /jobs/status?job_id=...: a job's status."""
+    api: AdmissionsAPI = request.app.state.api
+    try:
+        job = await asyncio.to_thread(api.jobs.get, job_id(request), request.scope[USER_KEY])
+    except ServiceError as exc:
+        return error_response(exc)
+    return JSONResponse(job.as_status())
+
+
+async def get_job_results(request: Request) -> Response:
+    """GET /jobs/results?job_id=...: the predictions of a completed job (409 until then)."""
+    api: AdmissionsAPI = request.app.state.api
+    try:
+        body = await asyncio.to_thread(api.runner.results_body, job_id(request), request.scope[USER_KEY])
+    except ServiceError as exc:
+        return error_response(exc)
+    return Response(body, media_type="application/json")
+
+
+reads.router.routes.extend(
+    [
+        Route("/model", get_model, methods=["GET"]),
+        Route("/jobs/status", get_job, methods=["GET"]),
+        Route("/jobs/results", get_job_results, methods=["GET"]),
+    ]
+)
+_SERVICE.mount_asgi_app(reads, path="/", name="reads")

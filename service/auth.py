@@ -1,0 +1,96 @@
+"""JWT bearer tokens: HS256 only, with sub/iat/exp/iss/aud all required.
+
+The algorithm list given to PyJWT is fixed to HS256, so ``alg: none`` and every other algorithm are
+rejected before any claim is read. Each failure maps to one of the three reasons a client is told:
+missing (no usable Authorization header), expired, or invalid (everything else).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from service.errors import AuthenticationError
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """Everything needed to issue and check tokens; built once from the settings."""
+
+    secret: bytes
+    issuer: str
+    audience: str
+    lifetime_s: int
+    leeway_s: int = 0
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+def issue(policy: TokenPolicy, subject: str, now: float | None = None) -> IssuedToken:
+    """A signed token for ``subject`` that expires after the policy's lifetime."""
+    issued_at = int(time.time() if now is None else now)
+    claims = {
+        "sub": subject,
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": issued_at + policy.lifetime_s,
+        "iss": policy.issuer,
+        "aud": policy.audience,
+    }
+    return IssuedToken(jwt.encode(claims, policy.secret, algorithm=ALGORITHM), policy.lifetime_s)
+
+
+def verify(policy: TokenPolicy, token: str) -> str:
+    """The token's subject, or :class:`AuthenticationError` with reason ``expired`` or ``invalid``."""
+    try:
+        claims = jwt.decode(
+            token,
+            policy.secret,
+            algorithms=[ALGORITHM],
+            audience=policy.audience,
+            issuer=policy.issuer,
+            leeway=policy.leeway_s,
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationError("expired", "token expired") from None
+    except jwt.ImmatureSignatureError:
+        raise AuthenticationError("invalid", "invalid token: not yet valid") from None
+    except jwt.InvalidAudienceError:
+        raise AuthenticationError("invalid", "invalid token: wrong audience") from None
+    except jwt.InvalidIssuerError:
+        raise AuthenticationError("invalid", "invalid token: wrong issuer") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthenticationError("invalid", f"invalid token: missing claim {exc.claim}") from None
+    except jwt.InvalidSignatureError:
+        raise AuthenticationError("invalid", "invalid token: bad signature") from None
+    except jwt.InvalidAlgorithmError:
+        raise AuthenticationError("invalid", "invalid token: algorithm not allowed") from None
+    except jwt.InvalidTokenError:
+        raise AuthenticationError("invalid", "invalid token: malformed") from None
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject:
+        raise AuthenticationError("invalid", "invalid token: bad subject")
+    return subject
+
+
+def bearer_token(header: str | None) -> str:
+    """The token from an ``Authorization`` header value; a missing or non-Bearer header is 'missing'."""
+    if not header:
+        raise AuthenticationError("missing", "missing bearer token: send 'Authorization: Bearer <token>'")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise AuthenticationError("missing", "missing bearer token: the Authorization scheme must be Bearer")
+    token = token.strip()
+    if not token:
+        raise AuthenticationError("missing", "missing bearer token: the Authorization header has no token")
+    return token

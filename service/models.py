@@ -1,0 +1,108 @@
+"""The two model services ("runners") that the API service calls.
+
+Both load the model named by ``ADMISSIONS_MODEL_TAG`` or the Bento argument ``model_tag`` (read when
+this module is imported, so a Bento built with either carries that exact model; see
+settings.model_tag). ``SingleModel`` answers one applicant at a time with no batching wait;
+``BatchModel`` merges concurrent calls into batches (adaptive batching). Neither is exposed to
+clients: they have no authentication of their own and must listen only where the API can reach them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import bentoml
+import numpy as np
+
+from service import settings
+from service.patches import cancel_request_timers
+from service.predictor import Predictor
+
+cancel_request_timers()  # see service/patches.py: a BentoML timer per request stalled workers for GC
+MODEL_TAG = settings.model_tag()
+# A batch never exceeds one /predict_batch request's maximum; bigger inputs (jobs) are split by BentoML.
+BATCH_MAX_ROWS = max(settings.max_batch_size(), 1_000)
+# Long enough that a full batch never misses it on this 2-core machine (a miss is a 503).
+BATCH_MAX_LATENCY_MS = 5_000
+_QUIET = {"access": {"enabled": False}}  # per-request access logs cost ~10% throughput
+# Spans are only exported when tracing is configured, yet creating them cost ~10% of a request.
+UNTRACED = {"excluded_urls": ["/predict$", "/predict_batch$", "/livez$", "/readyz$", "/healthz$", "/metrics$"]}
+
+
+T = TypeVar("T")
+
+
+class InProcess(Generic[T]):
+    """What ``bentoml.depends(service)`` resolves to when nothing maps the service elsewhere: an
+    instance of the same service class, in this process, made on first use.
+
+    Used for ``SingleModel`` when ``SINGLE_MODEL_URL`` is unset. ``bentoml serve`` would otherwise start
+    it as a child process, and the extra HTTP hop (client, server stack, pickling) cost more than the
+    ~0.2 ms prediction itself: with the hop /predict did ~150 req/s here, in-process ~3x that.
+    """
+
+    def __init__(self, on: Any) -> None:
+        self.on = on
+        self._instance: Any = None
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        if instance is None:
+            return self
+        if self._instance is None:
+            self._instance = self.on()
+        return self._instance
+
+
+def model_info(bento_model: Any) -> dict[str, Any]:
+    """Tag, labels and store metadata: what ``GET /model`` shows."""
+    metadata = dict(bento_model.info.metadata)
+    return {
+        "model_tag": str(bento_model.tag),
+        "created_at": bento_model.info.creation_time.isoformat(),
+        "labels": dict(bento_model.info.labels),
+        "candidate": metadata.get("candidate"),
+        "selection_reason": metadata.get("selection_reason"),
+        "metrics": metadata.get("metrics"),
+        "hyperparameters": metadata.get("hyperparameters"),
+        "manifest": metadata.get("manifest"),
+    }
+
+
+@bentoml.service(name="admissions_single", workers=1, logging=_QUIET, tracing=UNTRACED, traffic={"timeout": 30})
+class SingleModel:
+    """Latency first: one applicant per call, predicted at once."""
+
+    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        self.predictor = Predictor.from_store(self.bento_model)
+        self.info_cache = model_info(self.bento_model)
+
+    @bentoml.api
+    async def predict(self, features: list[float]) -> dict[str, Any]:
+        """Seven features in contract order -> ``{"chance", "model_tag"}``; ~0.2 ms, so no thread hop."""
+        return {"chance": float(self.predictor.predict(np.asarray(features))[0]), "model_tag": self.predictor.tag}
+
+    @bentoml.api
+    async def info(self) -> dict[str, Any]:
+        return self.info_cache
+
+
+@bentoml.service(name="admissions_batch", workers=1, logging=_QUIET, tracing=UNTRACED, traffic={"timeout": 60})
+class BatchModel:
+    """Throughput first: concurrent calls are merged into batches of up to ``BATCH_MAX_ROWS`` rows."""
+
+    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        self.predictor = Predictor.from_store(self.bento_model)
+        self.info_cache = model_info(self.bento_model)
+
+    @bentoml.api(batchable=True, max_batch_size=BATCH_MAX_ROWS, max_latency_ms=BATCH_MAX_LATENCY_MS)
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """(n, 7) features -> (n,) chances. Sync on purpose: BentoML runs it in a thread, off the event loop."""
+        return self.predictor.predict(rows)
+
+    @bentoml.api
+    async def info(self) -> dict[str, Any]:
+        return self.info_cache

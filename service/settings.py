@@ -1,0 +1,170 @@
+"""Every environment variable the service reads, read here and nowhere else, into typed settings.
+
+Two kinds of settings exist. Those needed while the BentoML classes are *defined* (the model tag, the
+model-service URLs, the batch limits) are read by small functions called at import of the service
+modules, so that a Bento built with ``ADMISSIONS_MODEL_TAG=...`` carries that model. Those needed only
+while serving (the JWT secret, users file, jobs database) are read by :func:`load` when the API service
+starts, so building a Bento needs no secret.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+DEFAULT_MODEL_TAG = "admissions:latest"
+MIN_SECRET_BYTES = 32
+DEFAULT_MAX_BATCH_SIZE = 10_000
+DEFAULT_MAX_JOB_SIZE = 1_000_000
+DEFAULT_API_WORKERS = 2
+DEFAULT_TOKEN_MINUTES = 30.0
+DEFAULT_ISSUER = "admissions-api"
+DEFAULT_AUDIENCE = "admissions-clients"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the API service needs at run time; see the README's table for each variable."""
+
+    jwt_secret: bytes
+    ephemeral_secret: bool
+    token_lifetime_s: int
+    issuer: str
+    audience: str
+    users_file: Path
+    jobs_db: Path
+    max_batch_size: int
+    max_job_size: int
+
+
+def model_tag(env: Mapping[str, str] = os.environ) -> str:
+    """The model both model services load.
+
+    In order: ``ADMISSIONS_MODEL_TAG``; the Bento argument ``model_tag``, which the pipeline's
+    BuildBento pins to the exact registered tag (``bentoml build --arg``), so ``bentoml serve BENTO``
+    serves the Bento's model, not whatever is latest in the local store; else the latest registered.
+    """
+    import bentoml  # the Bento arguments live in BentoML's container; keep this module light
+
+    pinned = str(getattr(bentoml.use_arguments(), "model_tag", "") or "")
+    return env.get("ADMISSIONS_MODEL_TAG", "").strip() or pinned.strip() or DEFAULT_MODEL_TAG
+
+
+def single_model_url(env: Mapping[str, str] = os.environ) -> str | None:
+    """``SINGLE_MODEL_URL``: a separately running ``SingleModel``; unset means in-process."""
+    return env.get("SINGLE_MODEL_URL", "").strip() or None
+
+
+def batch_model_url(env: Mapping[str, str] = os.environ) -> str | None:
+    """``BATCH_MODEL_URL``: a separately running ``BatchModel``; unset means a child process."""
+    return env.get("BATCH_MODEL_URL", "").strip() or None
+
+
+def max_batch_size(env: Mapping[str, str] = os.environ) -> int:
+    """``ADMISSIONS_MAX_BATCH_SIZE``: most rows one ``/predict_batch`` request may carry."""
+    return _positive_int(env, "ADMISSIONS_MAX_BATCH_SIZE", DEFAULT_MAX_BATCH_SIZE)
+
+
+def max_job_size(env: Mapping[str, str] = os.environ) -> int:
+    """``ADMISSIONS_MAX_JOB_SIZE``: most rows one batch job may carry."""
+    return _positive_int(env, "ADMISSIONS_MAX_JOB_SIZE", DEFAULT_MAX_JOB_SIZE)
+
+
+def api_workers(env: Mapping[str, str] = os.environ) -> int:
+    """``ADMISSIONS_API_WORKERS``: API worker processes (default 2, one per core here)."""
+    return _positive_int(env, "ADMISSIONS_API_WORKERS", DEFAULT_API_WORKERS)
+
+
+def dev_mode(env: Mapping[str, str] = os.environ) -> bool:
+    """``ADMISSIONS_DEV_MODE=1`` allows an ephemeral JWT secret (tokens die with the process)."""
+    return env.get("ADMISSIONS_DEV_MODE", "").strip().lower() in _TRUE
+
+
+def load(env: Mapping[str, str] = os.environ) -> Settings:
+    """The run-time settings, or a :class:`ConfigurationError` saying which variable is wrong."""
+    secret, ephemeral = _jwt_secret(env)
+    return Settings(
+        jwt_secret=secret,
+        ephemeral_secret=ephemeral,
+        token_lifetime_s=round(_positive_float(env, "JWT_LIFETIME_MINUTES", DEFAULT_TOKEN_MINUTES) * 60),
+        issuer=env.get("JWT_ISSUER", "").strip() or DEFAULT_ISSUER,
+        audience=env.get("JWT_AUDIENCE", "").strip() or DEFAULT_AUDIENCE,
+        users_file=_path(env, "ADMISSIONS_USERS_FILE", DEFAULT_VAR_DIR / "users.json"),
+        jobs_db=_path(env, "ADMISSIONS_JOBS_DB", DEFAULT_VAR_DIR / "jobs.sqlite"),
+        max_batch_size=max_batch_size(env),
+        max_job_size=max_job_size(env),
+    )
+
+
+def prepare(env: MutableMapping[str, str] = os.environ) -> Settings:
+    """Check the settings once, before any worker starts; in dev mode, share one ephemeral secret.
+
+    Workers inherit ``env``, so writing the generated secret there gives every worker (and every
+    restart of one) the same key for the life of the server.
+    """
+    loaded = load(env)
+    if loaded.ephemeral_secret:
+        env["JWT_SECRET_KEY"] = loaded.jwt_secret.decode()
+    return loaded
+
+
+def users_file(env: Mapping[str, str] = os.environ) -> Path:
+    """``ADMISSIONS_USERS_FILE`` alone, for the users command (which needs no JWT secret)."""
+    return _path(env, "ADMISSIONS_USERS_FILE", DEFAULT_VAR_DIR / "users.json")
+
+
+def _jwt_secret(env: Mapping[str, str]) -> tuple[bytes, bool]:
+    raw = env.get("JWT_SECRET_KEY", "")
+    if not raw and dev_mode(env):
+        return secrets.token_urlsafe(48).encode(), True
+    if not raw:
+        raise ConfigurationError(
+            "JWT_SECRET_KEY is not set: export a random secret of at least 32 bytes "
+            "(e.g. JWT_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(48))')\"), "
+            "or set ADMISSIONS_DEV_MODE=1 for an ephemeral development secret"
+        )
+    secret = raw.encode()
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"JWT_SECRET_KEY is {len(secret)} bytes long; HS256 needs at least {MIN_SECRET_BYTES} random bytes"
+        )
+    return secret, False
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = env.get(name, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise ConfigurationError(f"{name} must be at least 1, not {number}")
+    return number
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise ConfigurationError(f"{name} must be a positive number, not {value}")
+    return number

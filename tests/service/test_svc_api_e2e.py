@@ -1,0 +1,304 @@
+"""The API service end to end: a real ``bentoml serve`` on a loopback port, the pipeline's model."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import time
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from tests.service.svc_helpers import MAX_BATCH, MAX_JOB, Service, applicant, applicants, model_predictions
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 30
+
+
+def post(api: Service, path: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
+    return requests.post(f"{api.url}{path}", json=body, headers=headers or {}, timeout=TIMEOUT)
+
+
+def get(api: Service, path: str, headers: dict[str, str] | None = None) -> requests.Response:
+    return requests.get(f"{api.url}{path}", headers=headers or {}, timeout=TIMEOUT)
+
+
+def wait_for_job(api: Service, job_id: str, headers: dict[str, str], timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = get(api, f"/jobs/status?job_id={job_id}", headers)
+        assert status.status_code == 200, status.text
+        body: dict[str, Any] = status.json()
+        if body["status"] in ("completed", "failed") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+# Public routes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/"])
+def test_public_routes_need_no_token(api: Service, path: str) -> None:
+    assert get(api, path).status_code == 200
+
+
+def test_openapi_document_lists_the_post_routes(api: Service) -> None:
+    paths = get(api, "/docs.json").json()["paths"]
+    assert {"/login", "/predict", "/predict_batch", "/jobs"} <= set(paths)
+
+
+# Login -----------------------------------------------------------------------------------------------
+
+
+def test_login_returns_a_bearer_token(api: Service) -> None:
+    answer = post(api, "/login", {"username": "alice", "password": "correct horse battery"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert body["token_type"] == "bearer" and body["expires_in"] == 1800
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"username": "alice", "password": "wrong password"},
+        {"username": "nobody", "password": "correct horse battery"},
+    ],
+)
+def test_wrong_credentials_get_one_generic_401(api: Service, credentials: dict[str, str]) -> None:
+    answer = post(api, "/login", credentials)
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid username or password"
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+# Predictions -----------------------------------------------------------------------------------------
+
+
+def test_predict_agrees_with_the_registered_model(api: Service, pipeline_run: Any) -> None:
+    rows = applicants(5)
+    expected = model_predictions(pipeline_run, rows)
+    headers = api.headers()
+    for row, chance in zip(rows, expected, strict=True):
+        answer = post(api, "/predict", row, headers)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert set(body) == {"chance", "model_tag"}
+        assert body["model_tag"] == pipeline_run.model_tag
+        assert 0 <= body["chance"] <= 1
+        assert math.isclose(body["chance"], chance, abs_tol=1e-9)
+
+
+def test_predict_batch_agrees_and_keeps_the_order(api: Service, pipeline_run: Any) -> None:
+    rows = applicants(MAX_BATCH, seed=9)
+    answer = post(api, "/predict_batch", {"applicants": rows}, api.headers())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_tag"] == pipeline_run.model_tag
+    assert body["chances"] == pytest.approx(model_predictions(pipeline_run, rows), abs=1e-9)
+
+
+def test_model_route_shows_tag_metrics_and_parameters(api: Service, pipeline_run: Any) -> None:
+    answer = get(api, "/model", api.headers())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_tag"] == pipeline_run.model_tag
+    assert "test" in body["metrics"] and "r2" in body["metrics"]["test"]
+    assert body["hyperparameters"] and body["candidate"] == body["labels"]["candidate"]
+
+
+def test_metrics_count_predictions_by_endpoint_and_model(api: Service, pipeline_run: Any) -> None:
+    headers = api.headers()
+    post(api, "/predict", applicant(), headers)
+    post(api, "/predict_batch", {"applicants": applicants(3)}, headers)
+    assert counted(api, "predict", pipeline_run.model_tag) >= 1
+    assert counted(api, "predict_batch", pipeline_run.model_tag) >= 3
+
+
+def counted(api: Service, endpoint: str, model_tag: str) -> float:
+    """The prediction counter for one endpoint and model, summed over the API workers."""
+    labels = f'endpoint="{endpoint}",model_tag="{model_tag}"'
+    pattern = r"admissions_predictions_total\{" + re.escape(labels) + r"\} ([0-9.e+]+)"
+    found = re.findall(pattern, get(api, "/metrics").text)
+    assert found, f"no counter for {endpoint}"
+    return sum(float(value) for value in found)
+
+
+# Authentication failures -----------------------------------------------------------------------------
+
+
+def forged(api: Service, kind: str) -> str:
+    """A token that must be refused; ``kind`` names how it is wrong."""
+    secret = api.env["JWT_SECRET_KEY"].encode()
+    now = int(time.time())
+    claims = {"sub": "alice", "iat": now, "exp": now + 600, "iss": "admissions-api", "aud": "admissions-clients"}
+    if kind == "alg-none":
+        parts = [{"alg": "none", "typ": "JWT"}, claims]
+        return ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=").decode() for p in parts) + "."
+    if kind == "other-secret":
+        return jwt.encode(claims, b"another secret that is long enough!!", algorithm="HS256")
+    if kind == "tampered":
+        header, _, signature = jwt.encode(claims, secret, algorithm="HS256").split(".")
+        payload = base64.urlsafe_b64encode(json.dumps({**claims, "sub": "bob"}).encode()).rstrip(b"=").decode()
+        return f"{header}.{payload}.{signature}"
+    changes: dict[str, Any] = {
+        "expired": {"iat": now - 7200, "exp": now - 3600},
+        "wrong-audience": {"aud": "someone-else"},
+        "wrong-issuer": {"iss": "someone-else"},
+        "not-yet-valid": {"nbf": now + 3600},
+        "no-exp": {"exp": None},
+    }[kind]
+    payload = {k: v for k, v in {**claims, **changes}.items() if v is not None}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+PROTECTED = [
+    ("POST", "/predict", applicant()),
+    ("POST", "/predict_batch", {"applicants": [applicant()]}),
+    ("POST", "/jobs", {"applicants": [applicant()]}),
+    ("GET", "/model", None),
+    ("GET", "/jobs/status?job_id=x", None),
+    ("GET", "/jobs/results?job_id=x", None),
+]
+
+
+def call(api: Service, method: str, path: str, body: Any, headers: dict[str, str]) -> requests.Response:
+    return requests.request(method, f"{api.url}{path}", json=body, headers=headers, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [(None, "missing"), ("Basic YWxpY2U6cHc=", "missing"), ("Bearer", "missing"), ("Bearer not.a.jwt", "invalid")],
+)
+def test_missing_or_malformed_credentials(
+    api: Service, method: str, path: str, body: Any, header: str | None, reason: str
+) -> None:
+    answer = call(api, method, path, body, {"Authorization": header} if header else {})
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert answer.json()["reason"] == reason
+    assert reason in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["alg-none", "other-secret", "tampered", "expired", "wrong-audience", "wrong-issuer", "not-yet-valid", "no-exp"],
+)
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED[:2] + PROTECTED[3:4])
+def test_forged_tokens_are_refused(api: Service, kind: str, method: str, path: str, body: Any) -> None:
+    answer = call(api, method, path, body, {"Authorization": f"Bearer {forged(api, kind)}"})
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert answer.json()["reason"] == ("expired" if kind == "expired" else "invalid")
+
+
+# Input failures --------------------------------------------------------------------------------------
+
+
+def error_locations(answer: requests.Response) -> list[list[Any]]:
+    return [item["loc"] for item in answer.json()["detail"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({k: v for k, v in applicant().items() if k != "cgpa"}, "cgpa"),
+        (applicant(gre_score="320"), "gre_score"),
+        (applicant(gre_score=320.5), "gre_score"),
+        (applicant(toefl_score=121), "toefl_score"),
+        (applicant(cgpa=-0.1), "cgpa"),
+        (applicant(sop=4.2), "sop"),
+        (applicant(research=2), "research"),
+        (applicant(research=True), "research"),
+        (applicant(university_rating=None), "university_rating"),
+        (applicant(nickname="x"), "nickname"),
+    ],
+)
+def test_bad_applicant_is_a_400_naming_the_field(api: Service, body: dict[str, Any], field: str) -> None:
+    answer = post(api, "/predict", body, api.headers())
+    assert answer.status_code == 400, answer.text
+    assert [field] in error_locations(answer)
+
+
+@pytest.mark.parametrize("path", ["/predict_batch", "/jobs"])
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({"applicants": []}, ["applicants"]),
+        ({"applicants": [applicant(), applicant(cgpa=11)]}, ["applicants", 1, "cgpa"]),
+        ({"applicants": [applicant(), applicant(), applicant(extra=1)]}, ["applicants", 2, "extra"]),
+        ({"applicants": [applicant()], "priority": "high"}, ["priority"]),
+        ({"rows": [applicant()]}, ["applicants"]),
+        ({"applicants": applicant()}, ["applicants"]),
+    ],
+)
+def test_bad_batch_is_a_400_naming_field_and_row(
+    api: Service, path: str, body: dict[str, Any], location: list[Any]
+) -> None:
+    answer = post(api, path, body, api.headers())
+    assert answer.status_code == 400, answer.text
+    assert location in error_locations(answer)
+
+
+@pytest.mark.parametrize(("path", "limit"), [("/predict_batch", MAX_BATCH), ("/jobs", MAX_JOB)])
+def test_over_size_batch_is_a_400(api: Service, path: str, limit: int) -> None:
+    headers = api.headers()
+    answer = post(api, path, {"applicants": [applicant()] * (limit + 1)}, headers)
+    assert answer.status_code == 400, answer.text
+    assert error_locations(answer) == [["applicants"]]
+    assert f"at most {limit}" in answer.text
+    assert post(api, path, {"applicants": [applicant()] * limit}, headers).status_code in (200, 202)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[1, 2]", b"null", b'{"gre_score": NaN}'])
+def test_unparseable_bodies_are_4xx_not_5xx(api: Service, raw: bytes) -> None:
+    headers = {**api.headers(), "Content-Type": "application/json"}
+    for path in ("/predict", "/predict_batch", "/jobs", "/login"):
+        answer = requests.post(f"{api.url}{path}", data=raw, headers=headers, timeout=TIMEOUT)
+        assert 400 <= answer.status_code < 500, (path, raw, answer.status_code, answer.text)
+
+
+# Jobs --------------------------------------------------------------------------------------------------
+
+
+def test_job_lifecycle(api: Service, pipeline_run: Any) -> None:
+    rows = applicants(120, seed=21)
+    headers = api.headers()
+    submitted = post(api, "/jobs", {"applicants": rows}, headers)
+    assert submitted.status_code == 202, submitted.text
+    job = submitted.json()
+    assert job["status"] in ("pending", "running", "completed") and job["rows"] == 120
+    status = wait_for_job(api, job["job_id"], headers)
+    assert status["status"] == "completed", status
+    results = get(api, f"/jobs/results?job_id={job['job_id']}", headers)
+    assert results.status_code == 200
+    body = results.json()
+    assert body["model_tag"] == pipeline_run.model_tag
+    assert body["chances"] == pytest.approx(model_predictions(pipeline_run, rows), abs=1e-9)
+    assert counted(api, "jobs", pipeline_run.model_tag) >= 120
+
+
+def test_unknown_and_foreign_jobs_are_404(api: Service) -> None:
+    headers = api.headers()
+    for path in ("/jobs/status", "/jobs/results"):
+        assert get(api, f"{path}?job_id=0123456789abcdef0123456789abcdef", headers).status_code == 404
+        assert get(api, path, headers).status_code == 400  # no job_id at all
+    job_id = post(api, "/jobs", {"applicants": [applicant()]}, headers).json()["job_id"]
+    assert get(api, f"/jobs/status?job_id={job_id}", api.headers("bob")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data; boundary=x", "text/plain", "application/x-www-form-urlencoded"]
+)
+def test_non_json_bodies_are_415(api: Service, content_type: str) -> None:
+    headers = {**api.headers(), "Content-Type": content_type}
+    for path in ("/predict", "/predict_batch", "/jobs", "/login"):
+        answer = requests.post(f"{api.url}{path}", data=b"a=1", headers=headers, timeout=TIMEOUT)
+        assert answer.status_code == 415, (path, answer.text)

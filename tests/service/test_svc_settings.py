@@ -1,0 +1,82 @@
+"""Settings: every variable read in one place, bad values refused with a message naming the variable."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from service import settings
+from service.errors import ConfigurationError
+
+GOOD_SECRET = secrets.token_urlsafe(48)
+
+
+def test_defaults_need_only_a_secret() -> None:
+    loaded = settings.load({"JWT_SECRET_KEY": GOOD_SECRET})
+    assert loaded.jwt_secret == GOOD_SECRET.encode()
+    assert not loaded.ephemeral_secret
+    assert loaded.token_lifetime_s == 30 * 60
+    assert loaded.max_batch_size == 10_000
+    assert loaded.users_file == settings.DEFAULT_VAR_DIR / "users.json"
+    assert loaded.jobs_db == settings.DEFAULT_VAR_DIR / "jobs.sqlite"
+
+
+def test_missing_secret_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ConfigurationError, match="JWT_SECRET_KEY is not set"):
+        settings.load({})
+
+
+def test_short_secret_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        settings.load({"JWT_SECRET_KEY": "x" * 31})
+
+
+def test_dev_mode_generates_one_secret_and_shares_it_through_the_environment() -> None:
+    env: dict[str, str] = {"ADMISSIONS_DEV_MODE": "1"}
+    first = settings.prepare(env)
+    assert first.ephemeral_secret
+    assert len(first.jwt_secret) >= settings.MIN_SECRET_BYTES
+    assert env["JWT_SECRET_KEY"] == first.jwt_secret.decode()
+    assert settings.load(env).jwt_secret == first.jwt_secret  # what each worker then reads
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    env = {
+        "JWT_SECRET_KEY": GOOD_SECRET,
+        "JWT_LIFETIME_MINUTES": "0.5",
+        "JWT_ISSUER": "iss-x",
+        "JWT_AUDIENCE": "aud-x",
+        "ADMISSIONS_USERS_FILE": str(tmp_path / "u.json"),
+        "ADMISSIONS_JOBS_DB": str(tmp_path / "j.sqlite"),
+        "ADMISSIONS_MAX_BATCH_SIZE": "7",
+        "ADMISSIONS_MAX_JOB_SIZE": "9",
+    }
+    loaded = settings.load(env)
+    assert (loaded.token_lifetime_s, loaded.issuer, loaded.audience) == (30, "iss-x", "aud-x")
+    assert (loaded.users_file, loaded.jobs_db) == (tmp_path / "u.json", tmp_path / "j.sqlite")
+    assert (loaded.max_batch_size, loaded.max_job_size) == (7, 9)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ADMISSIONS_MAX_BATCH_SIZE", "many"),
+        ("ADMISSIONS_MAX_BATCH_SIZE", "0"),
+        ("JWT_LIFETIME_MINUTES", "-1"),
+        ("JWT_LIFETIME_MINUTES", "nan"),
+        ("ADMISSIONS_API_WORKERS", "two"),
+    ],
+)
+def test_bad_numbers_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        settings.load({"JWT_SECRET_KEY": GOOD_SECRET, name: value})
+        settings.api_workers({name: value})
+
+
+def test_model_tag_and_urls() -> None:
+    assert settings.model_tag({}) == "admissions:latest"
+    assert settings.model_tag({"ADMISSIONS_MODEL_TAG": "admissions:abc"}) == "admissions:abc"
+    assert settings.single_model_url({}) is None
+    assert settings.batch_model_url({"BATCH_MODEL_URL": "http://127.0.0.1:3002"}) == "http://127.0.0.1:3002"

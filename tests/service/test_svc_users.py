@@ -1,0 +1,97 @@
+"""The users file and its command: argon2 hashes only, atomic 0600 writes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service import users
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_added_user_authenticates_and_only_a_hash_is_stored(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    users.add(path, "alice", "correct horse")
+    stored = json.loads(path.read_text())["users"]["alice"]
+    assert stored.startswith("$argon2id$")
+    assert "correct horse" not in path.read_text()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert users.authenticate(path, "alice", "correct horse")
+    assert not users.authenticate(path, "alice", "wrong horse")
+    assert not users.authenticate(path, "bob", "correct horse")
+
+
+def test_missing_file_means_no_users(tmp_path: Path) -> None:
+    assert users.load(tmp_path / "absent.json") == {}
+    assert not users.authenticate(tmp_path / "absent.json", "alice", "whatever1")
+
+
+def test_duplicate_needs_replace(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    users.add(path, "alice", "password-1")
+    with pytest.raises(users.UsersFileError, match="already exists"):
+        users.add(path, "alice", "password-2")
+    users.add(path, "alice", "password-2", replace=True)
+    assert users.authenticate(path, "alice", "password-2")
+    assert not users.authenticate(path, "alice", "password-1")
+
+
+def test_remove(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    users.add(path, "alice", "password-1")
+    users.remove(path, "alice")
+    assert users.load(path) == {}
+    with pytest.raises(users.UsersFileError, match="no user"):
+        users.remove(path, "alice")
+
+
+@pytest.mark.parametrize(("name", "password", "message"), [
+    ("alice", "short", "too short"),
+    ("", "password-1", "invalid user name"),
+    ("a b", "password-1", "invalid user name"),
+    ("-x", "password-1", "invalid user name"),
+])  # fmt: skip
+def test_bad_input_is_refused(tmp_path: Path, name: str, password: str, message: str) -> None:
+    with pytest.raises(users.UsersFileError, match=message):
+        users.add(tmp_path / "users.json", name, password)
+    assert not (tmp_path / "users.json").exists()
+
+
+def test_corrupt_file_is_an_error_not_an_empty_list(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    path.write_text("{not json")
+    with pytest.raises(users.UsersFileError, match="cannot read"):
+        users.load(path)
+    path.write_text('{"users": ["alice"]}')
+    with pytest.raises(users.UsersFileError, match="not of the form"):
+        users.load(path)
+
+
+def run_command(tmp_path: Path, *args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ADMISSIONS_USERS_FILE": str(tmp_path / "users.json")}
+    command = [sys.executable, "-m", "service.users", *args]
+    return subprocess.run(command, input=stdin, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_command_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    result = run_command(tmp_path, "add", "carol", stdin="a long password\n")
+    assert result.returncode == 0, result.stderr
+    assert users.authenticate(tmp_path / "users.json", "carol", "a long password")
+    listed = run_command(tmp_path, "list", stdin="")
+    assert listed.stdout.split() == ["carol"]
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "short\n"])
+def test_command_refuses_a_bad_password_in_one_line(tmp_path: Path, stdin: str) -> None:
+    result = run_command(tmp_path, "add", "carol", stdin=stdin)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: password too short")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
