@@ -4,6 +4,6 @@ Stages, one module each: data (PrepareData), train (TrainModel), evaluate (Evalu
 selection (SelectModel), register (RegisterModel), package (BuildBento, Containerize).
 ``pipeline.tasks`` imports them all for Luigi's ``--module``.
 
-scikit-learn, skops and matplotlib are imported inside the functions that use them: scheduling,
+scikit-learn and matplotlib are imported inside the functions that use them: scheduling,
 a no-op re-run and ``lineage`` then start in about a second instead of several.
 """

@@ -14,7 +14,7 @@ from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import plot_predictions
 from pipeline.provenance import write_json
 from pipeline.task import PipelineTask
-from pipeline.train import MODEL_FILE, TrainModel, load_model
+from pipeline.train import PRIORITY, TrainModel, load_model
 from service.contract import to_chance
 
 if TYPE_CHECKING:
@@ -33,19 +33,34 @@ def scores(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-def cross_validate(
-    model: Pipeline, features: pd.DataFrame, target: np.ndarray, folds: int, repeats: int, seed: int
-) -> dict[str, Any]:
-    """Mean and spread of each score over repeated k-fold CV, on predictions clipped to chances."""
+def score_fold(
+    model: Pipeline, features: pd.DataFrame, target: np.ndarray, train_rows: np.ndarray, test_rows: np.ndarray
+) -> dict[str, float]:
+    """Fit a fresh copy of ``model`` on one fold's training rows and score it on the rest."""
     from sklearn.base import clone
+
+    fitted = clone(model).fit(features.iloc[train_rows], target[train_rows])
+    return scores(target[test_rows], to_chance(fitted.predict(features.iloc[test_rows])))
+
+
+def cross_validate(
+    model: Pipeline, features: pd.DataFrame, target: np.ndarray, folds: int, repeats: int, seed: int, jobs: int = 1
+) -> dict[str, Any]:
+    """Mean and spread of each score over repeated k-fold CV, on predictions clipped to chances.
+
+    Folds run in ``jobs`` forked processes: threads do not help (fitting 500 small trees is bound by
+    the GIL) and fork shares the already imported libraries. Every fold is seeded, so the scores do
+    not depend on ``jobs``.
+    """
+    from joblib import Parallel, delayed
     from sklearn.model_selection import RepeatedKFold
 
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    per_fold = []
-    for train_rows, test_rows in splitter.split(features):
-        fitted = clone(model).fit(features.iloc[train_rows], target[train_rows])
-        predicted = to_chance(fitted.predict(features.iloc[test_rows]))
-        per_fold.append(scores(target[test_rows], predicted))
+    backend = "multiprocessing" if jobs > 1 else "sequential"
+    per_fold = Parallel(n_jobs=jobs, backend=backend)(
+        delayed(score_fold)(model, features, target, train_rows, test_rows)
+        for train_rows, test_rows in splitter.split(features)
+    )
     table = pd.DataFrame(per_fold)
     summary: dict[str, Any] = {
         name: {"mean": float(table[name].mean()), "std": float(table[name].std(ddof=1))} for name in table
@@ -56,15 +71,15 @@ def cross_validate(
 
 
 def evaluate(
-    model_dir: Path, data_dir: Path, folder: Path, candidate: str, folds: int, repeats: int, seed: int
+    model_dir: Path, data_dir: Path, folder: Path, candidate: str, folds: int, repeats: int, seed: int, jobs: int = 1
 ) -> dict[str, Any]:
-    model = load_model(model_dir / MODEL_FILE)
+    model = load_model(model_dir)
     train_features, train_target = load_split(data_dir, TRAIN_FILE)
     test_features, test_target = load_split(data_dir, TEST_FILE)
     predicted = to_chance(model.predict(test_features))
     metrics = {
         "candidate": candidate,
-        "cv": cross_validate(model, train_features, train_target, folds, repeats, seed),
+        "cv": cross_validate(model, train_features, train_target, folds, repeats, seed, jobs),
         "test": scores(test_target, predicted),
         "test_prediction_range": [float(predicted.min()), float(predicted.max())],
     }
@@ -83,6 +98,13 @@ class EvaluateModel(PipelineTask):
     candidate: str  # inherited from TrainModel (declared for type checkers)
     cv_folds = luigi.IntParameter(default=5, description="k of the repeated k-fold cross-validation")
     cv_repeats = luigi.IntParameter(default=2, description="how often the k-fold split is repeated")
+    cv_jobs = luigi.IntParameter(
+        default=2, significant=False, description="processes for the CV folds (does not change results)"
+    )
+
+    @property
+    def priority(self) -> int:  # type: ignore[override]
+        return PRIORITY.get(self.candidate, 0)
 
     def requires(self) -> dict[str, luigi.Task]:
         return {"data": self.clone(PrepareData), "model": self.clone(TrainModel)}
@@ -96,4 +118,5 @@ class EvaluateModel(PipelineTask):
             self.cv_folds,
             self.cv_repeats,
             self.seed,
+            self.cv_jobs,
         )

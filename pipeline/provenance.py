@@ -13,7 +13,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The code whose change must change results: the pipeline and the shared feature contract.
 _CODE_FILES = ("pipeline/*.py", "service/contract.py")
-_LIBRARIES = ("luigi", "bentoml", "scikit-learn", "numpy", "pandas", "pydantic", "skops", "matplotlib")
+_LIBRARIES = ("luigi", "bentoml", "scikit-learn", "numpy", "pandas", "pydantic", "joblib", "matplotlib")
 MANIFEST_NAME = "manifest.json"
 
 

@@ -15,7 +15,7 @@ from pipeline.provenance import read_manifest
 from pipeline.selection import SELECTION_FILE, SelectModel
 from pipeline.stores import StoreTarget
 from pipeline.task import StoreTask
-from pipeline.train import MODEL_FILE, estimator_parameters, load_model
+from pipeline.train import estimator_parameters, load_model
 
 MODEL_NAME = "admissions"
 
@@ -61,7 +61,7 @@ def store_safe(value: Any) -> Any:
 
 def register(tag: str, selection_dir: Path, manifest: dict[str, Any]) -> bentoml.Model:
     selection = json.loads((selection_dir / SELECTION_FILE).read_text())
-    model = load_model(selection_dir / MODEL_FILE)
+    model = load_model(selection_dir)
     metadata = {
         "candidate": selection["chosen"],
         "selection_reason": selection["reason"],

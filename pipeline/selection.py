@@ -110,7 +110,7 @@ def select(evaluations: dict[str, Path], models: dict[str, Path], folder: Path) 
 
 
 class SelectModel(PipelineTask):
-    """selection.json (choice, reason, ranking), the chosen model.skops, comparison.png and report.md."""
+    """selection.json (choice, reason, ranking), the chosen model.joblib, comparison.png and report.md."""
 
     candidates = luigi.ListParameter(default=CANDIDATES, description="candidates to train and compare")
     test_size = PrepareData.test_size

@@ -143,10 +143,11 @@ def warm_imports() -> None:
     Luigi's workers fork a process per task; modules imported before the fork are shared, so each
     task does not pay scikit-learn's import again. A no-op run never gets here.
     """
+    import joblib  # noqa: F401
     import matplotlib.figure  # noqa: F401
     import sklearn.ensemble
+    import sklearn.linear_model
     import sklearn.model_selection  # noqa: F401
-    import skops.io  # noqa: F401
 
 
 def upstream_records(task: luigi.Task) -> list[dict[str, str]]:

@@ -10,17 +10,19 @@ from luigi.util import inherits
 
 from pipeline.data import TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
+from pipeline.provenance import read_manifest, sha256_file
 from pipeline.task import PipelineTask
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-MODEL_FILE = "model.skops"
-TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+MODEL_FILE = "model.joblib"
 
 
 # Simplest first: SelectModel's tie-break prefers the earlier of equally good candidates.
 CANDIDATES = ("linear_regression", "ridge", "random_forest", "gradient_boosting")
+# Luigi runs higher priorities first: the forest's training and evaluation are the longest path.
+PRIORITY = {"random_forest": 10, "gradient_boosting": 5}
 
 
 def build_candidate(name: str, seed: int) -> Pipeline:
@@ -54,18 +56,25 @@ def estimator_parameters(model: Pipeline) -> dict[str, str]:
 
 
 def save_model(model: Pipeline, path: Path) -> None:
-    import skops.io
+    import joblib
 
-    skops.io.dump(model, path)
+    joblib.dump(model, path)
 
 
-def load_model(path: Path) -> Pipeline:
-    import skops.io
+def load_model(folder: Path) -> Pipeline:
+    """The model file of a task folder, loaded only if its sha256 is the one in the folder's manifest.
+
+    joblib files are pickles, which can run code when loaded; these are the pipeline's own outputs,
+    and the hash check refuses one that changed after its task wrote it.
+    """
+    import joblib
     from sklearn.pipeline import Pipeline
 
-    # Beyond the types skops trusts by default, only tree node storage: these files are the
-    # pipeline's own outputs (their hashes are in the manifests), never user uploads.
-    model = skops.io.load(path, trusted=TRUSTED_TYPES)
+    path = folder / MODEL_FILE
+    recorded = read_manifest(folder)["outputs"].get(MODEL_FILE)
+    if recorded != sha256_file(path):
+        raise PipelineError(f"{path} does not match the sha256 in its manifest; refusing to load it")
+    model = joblib.load(path)
     if not isinstance(model, Pipeline):
         raise PipelineError(f"{path} does not hold a scikit-learn Pipeline")
     return model
@@ -73,9 +82,13 @@ def load_model(path: Path) -> Pipeline:
 
 @inherits(PrepareData)
 class TrainModel(PipelineTask):
-    """One fitted candidate: model.skops plus its hyper-parameters in the manifest."""
+    """One fitted candidate: model.joblib plus its hyper-parameters in the manifest."""
 
     candidate = luigi.ChoiceParameter(choices=list(CANDIDATES), description="which candidate to train")
+
+    @property
+    def priority(self) -> int:  # type: ignore[override]
+        return PRIORITY.get(self.candidate, 0)
 
     def requires(self) -> PrepareData:
         return self.clone(PrepareData)

@@ -1,6 +1,6 @@
 """The two model services ("runners") that the API service calls.
 
-Both load the model named by ``ADMISSIONS_MODEL_TAG`` or the Bento argument ``model_tag`` (read when
+Both load the model named by the Bento argument ``model_tag`` or ``ADMISSIONS_MODEL_TAG`` (read when
 this module is imported, so a Bento built with either carries that exact model; see
 settings.model_tag). ``SingleModel`` answers one applicant at a time with no batching wait;
 ``BatchModel`` merges concurrent calls into batches (adaptive batching). Neither is exposed to

@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.preprocessing import StandardScaler
 
 from service.contract import FEATURE_NAMES, FEATURES, to_chance
 
@@ -31,6 +29,11 @@ class Predictor:
     """Chances of admission from an (n, 7) float array whose columns follow ``FEATURE_NAMES``."""
 
     def __init__(self, pipeline: Any, tag: str) -> None:
+        # scikit-learn is imported here, not at module import: `bentoml build` imports the service
+        # only to read its definition, and scikit-learn would add ~1.5 s to every build.
+        from sklearn import config_context
+
+        self._config_context = config_context
         self.tag = tag
         self.original = pipeline
         self.fast = _array_ready_copy(pipeline)
@@ -53,7 +56,7 @@ class Predictor:
         if self.affine is not None:
             weights, bias = self.affine
             return to_chance(matrix @ weights + bias)
-        with sklearn.config_context(assume_finite=True):
+        with self._config_context(assume_finite=True):
             if self.fast is not None:
                 raw = self.fast.predict(matrix)
             else:
@@ -98,6 +101,8 @@ AFFINE_TOLERANCE = 1e-9
 
 def _affine_form(pipeline: Any) -> tuple[np.ndarray, float] | None:
     """(w, b) with ``pipeline.predict(X) == X @ w + b``, or None if the pipeline is not of that form."""
+    from sklearn.preprocessing import StandardScaler
+
     steps = [step for _, step in getattr(pipeline, "steps", [])]
     if not steps or not all(isinstance(step, StandardScaler) for step in steps[:-1]):
         return None

@@ -2,7 +2,7 @@
 
 Two kinds of settings exist. Those needed while the BentoML classes are *defined* (the model tag, the
 model-service URLs, the batch limits) are read by small functions called at import of the service
-modules, so that a Bento built with ``ADMISSIONS_MODEL_TAG=...`` carries that model. Those needed only
+modules, so that a Bento built with ``--arg model_tag=...`` carries that model. Those needed only
 while serving (the JWT secret, users file, jobs database) are read by :func:`load` when the API service
 starts, so building a Bento needs no secret.
 """
@@ -48,14 +48,14 @@ class Settings:
 def model_tag(env: Mapping[str, str] = os.environ) -> str:
     """The model both model services load.
 
-    In order: ``ADMISSIONS_MODEL_TAG``; the Bento argument ``model_tag``, which the pipeline's
-    BuildBento pins to the exact registered tag (``bentoml build --arg``), so ``bentoml serve BENTO``
-    serves the Bento's model, not whatever is latest in the local store; else the latest registered.
+    In order: the Bento argument ``model_tag``, which the pipeline's BuildBento pins to the exact
+    registered tag (``bentoml build --arg``), so a Bento always serves the model it was built with;
+    else ``ADMISSIONS_MODEL_TAG``; else the latest registered model.
     """
     import bentoml  # the Bento arguments live in BentoML's container; keep this module light
 
-    pinned = str(getattr(bentoml.use_arguments(), "model_tag", "") or "")
-    return env.get("ADMISSIONS_MODEL_TAG", "").strip() or pinned.strip() or DEFAULT_MODEL_TAG
+    pinned = str(getattr(bentoml.use_arguments(), "model_tag", "") or "").strip()
+    return pinned or env.get("ADMISSIONS_MODEL_TAG", "").strip() or DEFAULT_MODEL_TAG
 
 
 def single_model_url(env: Mapping[str, str] = os.environ) -> str | None:

@@ -9,8 +9,9 @@ import pytest
 from pipeline.data import read_raw, split, validate
 from pipeline.errors import PipelineError
 from pipeline.evaluate import cross_validate, scores
+from pipeline.provenance import MANIFEST_NAME, sha256_file, write_json
 from pipeline.selection import choose, rank
-from pipeline.train import CANDIDATES, build_candidate, estimator_parameters, load_model, save_model
+from pipeline.train import CANDIDATES, MODEL_FILE, build_candidate, estimator_parameters, load_model, save_model
 from service.contract import FEATURE_NAMES
 from tests.conftest import RAW_DATA
 
@@ -28,9 +29,19 @@ def test_candidates_are_seeded_and_survive_serialisation(name: str, splits, tmp_
     first = build_candidate(name, seed=3).fit(x_train, y_train)
     second = build_candidate(name, seed=3).fit(x_train, y_train)
     np.testing.assert_array_equal(first.predict(x_test), second.predict(x_test))
-    save_model(first, tmp_path / "model.skops")
-    np.testing.assert_array_equal(load_model(tmp_path / "model.skops").predict(x_test), first.predict(x_test))
+    save_model(first, tmp_path / MODEL_FILE)
+    write_json(tmp_path / MANIFEST_NAME, {"outputs": {MODEL_FILE: sha256_file(tmp_path / MODEL_FILE)}})
+    np.testing.assert_array_equal(load_model(tmp_path).predict(x_test), first.predict(x_test))
     assert estimator_parameters(first)  # hyper-parameters are recorded
+
+
+def test_a_model_file_changed_after_its_task_is_refused(splits, tmp_path: Path) -> None:
+    x_train, y_train, _, _ = splits
+    save_model(build_candidate("ridge", 0).fit(x_train, y_train), tmp_path / MODEL_FILE)
+    write_json(tmp_path / MANIFEST_NAME, {"outputs": {MODEL_FILE: sha256_file(tmp_path / MODEL_FILE)}})
+    save_model(build_candidate("linear_regression", 0).fit(x_train, y_train), tmp_path / MODEL_FILE)
+    with pytest.raises(PipelineError, match="does not match the sha256 in its manifest"):
+        load_model(tmp_path)
 
 
 def test_the_forest_has_500_trees() -> None:
