@@ -63,10 +63,12 @@ stop-docker: ## stop the docker compose services (the jobs volume is kept)
 	docker compose down
 
 test: $(ENV_STAMP) ## run the test suite (pytest; PYTEST_ADDOPTS passes options)
-	$(TOX) run -e test
+	$(ENV)/bin/pytest
 
 lint: $(ENV_STAMP) ## ruff (lint and format check) and mypy
-	$(TOX) run -e lint
+	$(ENV)/bin/ruff check .
+	$(ENV)/bin/ruff format --check .
+	$(ENV)/bin/mypy pipeline service scripts
 
 format: $(ENV_STAMP) ## apply ruff's fixes and formatting
 	$(ENV)/bin/ruff check --fix .

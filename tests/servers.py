@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import requests
 
 from tests.conftest import ROOT
@@ -49,9 +50,13 @@ def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) 
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """SIGTERM the whole process group (BentoML starts workers), then SIGKILL what is left."""
+    """SIGTERM (BentoML stops its workers), then SIGKILL whatever is left of the whole tree: BentoML's
+    workers run in process groups of their own, so killing the server's group alone can orphan them."""
     if process.poll() is not None:
         return
+    tree: list[psutil.Process] = []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        tree = psutil.Process(process.pid).children(recursive=True)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -59,4 +64,8 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        process.wait(10)
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()

@@ -7,24 +7,20 @@ services are children of ``bentoml serve``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import requests
 
 from service import users
 from tests.conftest import ROOT, PipelineRun
-from tests.servers import free_port
+from tests.servers import free_port, stop, wait_ready
 
 PASSWORD = "correct horse battery"
 MAX_BATCH = 50
@@ -61,38 +57,16 @@ class Server:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.target} exited with {self.process.returncode}:\n{self.tail()}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:  # not listening yet, or busy starting
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise AssertionError(f"{self.target} not ready after {timeout} s:\n{self.tail()}")
+        try:
+            wait_ready(f"{self.url}/readyz", self.process, self.log, timeout)
+        except AssertionError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
-        """SIGTERM (BentoML stops its workers), then SIGKILL whatever is left of the whole tree: the
-        workers run in process groups of their own, so killing the server's group alone can orphan them."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(psutil.NoSuchProcess):
-            tree = psutil.Process(self.process.pid).children(recursive=True)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        _, alive = psutil.wait_procs(tree, timeout=10)
-        for child in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
+        if self.process is not None:
+            stop(self.process)
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
