@@ -41,8 +41,8 @@ def test_the_run_prints_luigis_summary_and_succeeds(pipeline_run: PipelineRun) -
 
 def test_every_output_carries_a_manifest_that_matches_it(pipeline_run: PipelineRun) -> None:
     folders = task_folders(pipeline_run.artefacts)
-    families = sorted({folder.parent.name for folder in folders})
-    assert families == ["EvaluateModel", "PrepareData", "RegisterModel", "SelectModel", "TrainModel"]
+    families = {folder.parent.name for folder in folders}  # other tests may add BuildBento to this run
+    assert {"EvaluateModel", "PrepareData", "RegisterModel", "SelectModel", "TrainModel"} <= families
     for folder in folders:
         manifest = json.loads((folder / MANIFEST_NAME).read_text())
         assert manifest.keys() >= MANIFEST_KEYS, folder
