@@ -44,6 +44,7 @@ echo "## /predict, 10 clients, closed loop, hey";   hey -z "${short}s" -c 10 -m 
 echo "## /predict, 10 clients offering 600 req/s, hey"
 hey -z "${short}s" -c 10 -q 60 -m POST -T application/json -H "$auth" -d "$one" "$url/predict" | hey_summary
 echo "## /predict, 64 clients, wrk";                bench/load_predict.sh "$url" 64 "${SECONDS_LONG:-60}" | grep RESULT
+hey -z 5s -c 6 -m POST -T application/json -H "$auth" -D "$work/batch1000.json" "$url/predict_batch" >/dev/null  # warm-up
 echo "## /predict_batch, 1,000 rows, 6 clients, hey (rows/s = 1,000 x req/s)"
 hey -z "${short}s" -c 6 -m POST -T application/json -H "$auth" -D "$work/batch1000.json" "$url/predict_batch" | hey_summary
 echo "## a 100,000-row job";                          "$PY" bench/batch_throughput.py --url "$url" --seconds 0 --job-rows 100000

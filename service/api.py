@@ -121,6 +121,8 @@ class AdmissionsAPI:
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
+        if isinstance(type(self).__dict__.get("single"), InProcess):
+            _ = self.single  # load the in-process model now, not on the first request (/readyz means ready)
         self.runner.start()
         # Everything loaded so far (BentoML, sklearn, the model) lives as long as the process; frozen,
         # the full collections that still happen under load need not walk it (see service/patches.py).
