@@ -11,6 +11,11 @@ For one row even the array path is mostly sklearn's per-call checks (~0.3 ms of 
 py-spy). When the pipeline is affine (standard scaling followed by a linear model, as the pipeline's
 linear candidates are) it collapses to ``x @ w + b``; that form is used only after it reproduces the
 pipeline on the probe rows to within 1e-9, and any other model keeps the sklearn path.
+
+Same applicant, same chance, whatever the route: the affine form is evaluated one column at a time
+(``b + x0*w0 + x1*w1 + ...``, elementwise IEEE operations), never with a matrix product, whose BLAS
+kernel, and so its rounding, depends on the CPU and on the number of rows (a (1, 7) row and an
+(n, 7) matrix differed in the last bit on AVX-512). Tree models already predict each row on its own.
 """
 
 from __future__ import annotations
@@ -54,14 +59,22 @@ class Predictor:
         """Clipped chances; inputs were validated against the contract, so finiteness checks are skipped."""
         matrix = np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
         if self.affine is not None:
-            weights, bias = self.affine
-            return to_chance(matrix @ weights + bias)
+            return to_chance(affine_rows(matrix, *self.affine))
         with self._config_context(assume_finite=True):
             if self.fast is not None:
                 raw = self.fast.predict(matrix)
             else:
                 raw = self.original.predict(pd.DataFrame(matrix, columns=list(FEATURE_NAMES)))
         return to_chance(raw)
+
+
+def affine_rows(matrix: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
+    """``matrix @ weights + bias`` with a fixed order of operations for every row, so a row's result
+    does not depend on how many rows are computed with it, nor on the machine's BLAS."""
+    out = np.full(matrix.shape[0], bias, dtype=np.float64)
+    for column, weight in enumerate(weights):
+        out += matrix[:, column] * weight
+    return out
 
 
 def probe_rows() -> np.ndarray:
@@ -122,7 +135,8 @@ def _affine_form(pipeline: Any) -> tuple[np.ndarray, float] | None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         expected = np.asarray(pipeline.predict(pd.DataFrame(probe, columns=list(FEATURE_NAMES))), dtype=np.float64)
-    if caught or not np.allclose(probe @ weights + bias, expected.reshape(-1), rtol=0, atol=AFFINE_TOLERANCE):
+    actual = affine_rows(probe, weights, bias)
+    if caught or not np.allclose(actual, expected.reshape(-1), rtol=0, atol=AFFINE_TOLERANCE):
         return None
     return weights, bias
 

@@ -60,3 +60,27 @@ def test_predictions_are_clipped_to_chances() -> None:
     pipeline = make_pipeline(StandardScaler(), LinearRegression()).fit(frame, frame["cgpa"] * 10)
     chances = Predictor(pipeline, "admissions:t").predict(probe_rows())
     assert chances.min() >= 0 and chances.max() <= 1 and chances.max() == 1
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        make_pipeline(StandardScaler(), LinearRegression()),
+        make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
+        make_pipeline(RandomForestRegressor(n_estimators=20, min_samples_leaf=2, random_state=0)),
+    ],
+    ids=["linear", "ridge", "forest"],
+)
+def test_a_row_gets_the_same_chance_alone_or_in_any_batch(estimator: object) -> None:
+    """Issue 9 item 1: /predict (one row) and /predict_batch (n rows) must agree bit for bit. The code
+    guarantees it (no matrix product), so this holds whichever BLAS kernel a machine picks."""
+    frame, y = training_frame()
+    predictor = Predictor(estimator.fit(frame, y), "admissions:t")  # type: ignore[attr-defined]
+    rows = np.random.default_rng(2).uniform(probe_rows()[0], probe_rows()[-2], size=(1_031, 7))
+    batch = predictor.predict(rows)
+    fortran = predictor.predict(np.asfortranarray(rows))
+    for i in (0, 1, 517, 1_030):
+        alone = predictor.predict(rows[i : i + 1].copy())
+        assert alone[0] == batch[i] == fortran[i]
+    for size in (2, 7, 64, 1_000):
+        np.testing.assert_array_equal(predictor.predict(rows[:size].copy()), batch[:size])
