@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import logging
 import re
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,9 @@ COLUMNS = tuple(spec.name for spec in (*FEATURES, TARGET))
 DROPPED = ("serial_no",)
 TRAIN_FILE, TEST_FILE, REJECTS_FILE = "train.csv", "test.csv", "rejects.csv"
 _SHOWN_ROWS = 10  # how many offending rows an error message names before summarising
+# A cell starting with one of these is a formula to spreadsheet programs (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+logger = logging.getLogger(__name__)
 
 
 def normalise_column(name: str) -> str:
@@ -31,21 +36,46 @@ def read_raw(path: Path) -> pd.DataFrame:
     """The raw CSV as text cells with normalised column names; the line number is the index."""
     if not path.is_file():
         raise DataError(f"raw data file {path} does not exist or is not a file")
-    if path.stat().st_size == 0:
-        raise DataError(f"raw data file {path} is empty")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8")
+        if path.stat().st_size == 0:
+            raise DataError(f"raw data file {path} is empty")
+        # header=None: pandas would rename a repeated name ("GRE Score.1") and hide the clash.
+        cells = pd.read_csv(
+            path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8"
+        )
     except UnicodeDecodeError as exc:
         raise DataError(f"raw data file {path} is not a UTF-8 CSV file (byte {exc.start} is not text)") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise DataError(f"raw data file {path} is not a readable CSV file: {exc}".strip()) from exc
-    frame.columns = [normalise_column(str(column)) for column in frame.columns]
+    except OSError as exc:  # no read permission, a vanished file, an I/O error
+        raise DataError(f"raw data file {path} cannot be read: {exc.strerror or exc}") from exc
+    header = [str(name) for name in cells.iloc[0]]
+    check_header(header, path)
+    frame = cells.iloc[1:].set_axis([normalise_column(name) for name in header], axis="columns")
     missing = [spec.raw_name for spec in (*FEATURES, TARGET) if spec.name not in frame.columns]
     if missing:
         raise DataError(f"raw data file {path} lacks column(s): {', '.join(missing)}")
+    if frame.empty:
+        raise DataError(f"raw data file {path} has a header but no rows")
     frame = frame[list(COLUMNS)]
     frame.index = pd.RangeIndex(2, len(frame) + 2, name="line")  # line 1 is the header
     return frame
+
+
+def check_header(header: list[str], path: Path) -> None:
+    """Fail when two columns read as the same name: one would be validated and the other trained on."""
+    positions: dict[str, list[int]] = defaultdict(list)
+    for position, name in enumerate(header, start=1):
+        positions[normalise_column(name)].append(position)
+    clashes = [
+        " and ".join(f"column {at} ({header[at - 1]!r})" for at in ats) + f" both read as {name!r}"
+        for name, ats in positions.items()
+        if len(ats) > 1
+    ]
+    if clashes:
+        raise DataError(
+            f"raw data file {path} has an ambiguous header: {'; '.join(clashes)}; keep one column of each name"
+        )
 
 
 def row_problems(row: dict[str, str]) -> list[str]:
@@ -93,6 +123,16 @@ def validate(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return valid, rejects
 
 
+def neutralise(cell: object) -> object:
+    """A text cell a spreadsheet would run as a formula, made inert and still readable: '=1+1 -> \'=1+1."""
+    return f"'{cell}" if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
+
+
+def write_rejects(rejects: pd.DataFrame, path: Path) -> None:
+    """rejects.csv: people open it in spreadsheet programs, so no cell may be a live formula."""
+    rejects.map(neutralise).to_csv(path)
+
+
 def check_reject_share(rejects: pd.DataFrame, total: int, max_share: float, path: Path) -> None:
     """Fail, naming the rows, when more than ``max_share`` of the rows were rejected."""
     share = len(rejects) / total if total else 1.0
@@ -123,11 +163,11 @@ def prepare(
     """
     raw = read_raw(path)
     valid, rejects = validate(raw)
-    rejects.to_csv(folder / REJECTS_FILE)
+    write_rejects(rejects, folder / REJECTS_FILE)
     try:
         check_reject_share(rejects, len(raw), max_reject_share, path)
     except DataError as exc:
-        rejects.to_csv(kept_rejects)
+        write_rejects(rejects, kept_rejects)
         raise DataError(f"{exc}. Every rejected row and its reason: {kept_rejects}") from None
     if len(valid) < 10:
         raise DataError(f"raw data file {path} has only {len(valid)} valid rows; at least 10 are needed")
@@ -158,4 +198,11 @@ class PrepareData(PipelineTask):
             read_raw(Path(self.raw_data))  # says why (missing, a folder, ...) when it can
             raise DataError(f"raw data file {self.raw_data} cannot be read (no permission?)")
         kept_rejects = folder.parent / f"{self.task_id}.rejects.csv"
-        return prepare(Path(self.raw_data), folder, self.test_size, self.max_reject_share, self.seed, kept_rejects)
+        details = prepare(Path(self.raw_data), folder, self.test_size, self.max_reject_share, self.seed, kept_rejects)
+        rows = details["rows"]
+        if rows["rejected"]:  # within the allowed share, but never silently
+            logger.warning(
+                "%d of %d rows of %s break the feature contract and are left out; the reasons: %s",
+                rows["rejected"], rows["raw"], self.raw_data, Path(self.output().path) / REJECTS_FILE,
+            )  # fmt: skip
+        return details

@@ -1,11 +1,13 @@
 """PrepareData's functions: reading, contract validation, rejects and the split."""
 
+import csv
+import logging
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pipeline.data import check_reject_share, normalise_column, prepare, read_raw, split, validate
+from pipeline.data import PrepareData, check_reject_share, normalise_column, prepare, read_raw, split, validate
 from pipeline.errors import DataError
 from tests.conftest import RAW_DATA
 
@@ -110,3 +112,67 @@ def test_split_is_seeded_and_disjoint() -> None:
     assert not set(train.index) & set(test.index)
     assert train.index.equals(again_train.index)
     assert not train.index.equals(other_train.index)
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        (HEADER.replace("CGPA,", "CGPA,gre_score,"), "column 2 ('GRE Score') and column 8 ('gre_score')"),
+        (HEADER.replace("Research,", "Research,GRE Score,"), "column 2 ('GRE Score') and column 9 ('GRE Score')"),
+        (HEADER.replace("SOP,", "SOP,sop ,"), "column 5 ('SOP') and column 6 ('sop ')"),
+        (HEADER.replace("Serial No.,", "Serial No.,serial-no,"), "column 1 ('Serial No.') and column 2 ('serial-no')"),
+    ],
+)
+def test_an_ambiguous_header_fails_naming_the_columns(tmp_path: Path, header: str, named: str) -> None:
+    # The extra column holds valid values, the original impossible ones: whichever is trained on, it must fail.
+    row = GOOD.replace("1,337,", "1,-4999,").rstrip("\r\n") + ",337\r\n"
+    path = write(tmp_path, header + row)
+    with pytest.raises(DataError, match="ambiguous header") as info:
+        read_raw(path)
+    assert named in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_a_header_without_rows_says_so(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"has a header but no rows"):
+        read_raw(write(tmp_path, HEADER))
+
+
+def test_an_unreadable_file_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests run as root, who may read anything: refuse the read itself, as the kernel would for others.
+    path = write(tmp_path, HEADER + GOOD)
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pd, "read_csv", refuse)
+    with pytest.raises(DataError, match=r"cannot be read: Permission denied") as info:
+        read_raw(path)
+    assert str(path) in str(info.value)
+
+
+def test_rejects_file_neutralises_spreadsheet_formulas(tmp_path: Path) -> None:
+    formulas = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
+    quoted = [cell.replace('"', '""') for cell in formulas]
+    rows = "".join(f'{i},"{cell}",118,4,4.5,4.5,9.65,1,0.92\r\n' for i, cell in enumerate(quoted, 600))
+    path = write(tmp_path, RAW_DATA.read_text() + rows)
+    out = tmp_path / "out"
+    out.mkdir()
+    prepare(path, out, test_size=0.2, max_reject_share=0.05, seed=1, kept_rejects=tmp_path / "kept.csv")
+    with open(out / "rejects.csv", newline="") as handle:
+        cells = [cell for row in csv.reader(handle) for cell in row]
+    assert [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")] == []
+    for formula in formulas:  # still readable: the raw value behind one quote
+        assert "'" + formula in cells
+
+
+def test_rejects_within_the_threshold_are_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    raw = tmp_path / "raw.csv"
+    raw.write_bytes(RAW_DATA.read_bytes() + b",316.472,,,,,,,\r\n")
+    task = PrepareData(raw_data=str(raw), artefacts_dir=str(tmp_path / "artefacts"))
+    out = tmp_path / "out"
+    out.mkdir()
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        task.produce(out)
+    assert "1 of 501 rows" in caplog.text
+    assert str(Path(task.output().path) / "rejects.csv") in caplog.text
