@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import luigi.configuration
+import luigi.interface
 import luigi.retcodes
+from luigi.cmdline_parser import CmdlineParser
 
 from pipeline.errors import PipelineError
+from pipeline.provenance import PROJECT_ROOT
+from pipeline.runs import LOCK_DIR, artefacts_in_use, scheduler_problem, take_process_lock
 
 DEFAULT_TASK = "BuildBento"
+log = logging.getLogger("pipeline")
 
 
 class ExpectedErrorsWithoutTraceback(logging.Filter):
@@ -29,22 +38,76 @@ class ExpectedErrorsWithoutTraceback(logging.Filter):
         return True
 
 
+class ShortWorkerNames(logging.Filter):
+    """Luigi names its worker with salt, host, user and pid on every task line: keep the task."""
+
+    _WORKER = re.compile(r"Worker\(salt=[^)]*\) ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "luigi-interface" and "Worker(salt=" in (message := record.getMessage()):
+            record.msg, record.args = self._WORKER.sub("", message), ()
+        return True
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(ExpectedErrorsWithoutTraceback())
+    handler.addFilter(ShortWorkerNames())
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     for name in ("luigi-interface", "pipeline"):
         logging.getLogger(name).setLevel(level)
+    config = luigi.configuration.get_config()
+    if not Path("luigi.cfg").is_file() and "LUIGI_CONFIG_PATH" not in os.environ:
+        config.add_config_path(str(PROJECT_ROOT / "luigi.cfg"))  # run from another folder: same settings
     # Luigi would otherwise install its own handler with tracebacks for every failure.
-    luigi.configuration.get_config().set("core", "no_configure_logging", "true")
+    config.set("core", "no_configure_logging", "true")
+    if not config.has_option("core", "lock_pid_dir"):
+        config.set("core", "lock_pid_dir", str(LOCK_DIR))
+    if not config.has_option("execution_summary", "summary_length"):
+        config.set("execution_summary", "summary_length", "0")  # 5 families, then "...": TrainModel was hidden
 
 
-def run(argv: list[str]) -> None:
-    """Run Luigi's command line on the pipeline's tasks; exits with luigi.cfg's [retcode] codes."""
+def run(argv: list[str]) -> int:
+    """Run Luigi's command line on the pipeline's tasks; returns luigi.cfg's [retcode] codes.
+
+    Around Luigi's run: one sentence (no retries, no traceback) when the central scheduler is down or
+    the same command already runs in this checkout, stale temporary folders removed, and a summary.
+    """
     task = argv[0] if argv and not argv[0].startswith("-") else DEFAULT_TASK
     rest = argv[1:] if argv and not argv[0].startswith("-") else argv
-    luigi.retcodes.run_with_retcodes(["--module", "pipeline.tasks", task, *rest])
+    args = ["--module", "pipeline.tasks", task, *rest]
+    started = datetime.now(UTC).isoformat(timespec="milliseconds")
+    try:
+        with CmdlineParser.global_instance(args) as parsed:
+            root, env = parsed.get_task_obj(), luigi.interface.core()
+            already_running = luigi.retcodes.retcode().already_running
+    except Exception:  # an unknown task or parameter: Luigi's own run below says which
+        return luigi_exit_code(args)
+    if problem := scheduler_problem(env):
+        log.error(problem)
+        return 2
+    if problem := take_process_lock(env):
+        log.error(problem)
+        return int(already_running)
+    with artefacts_in_use(Path(root.artefacts_dir)) as removed:
+        if removed:
+            log.info(
+                "removed %d temporary folder(s) left by a killed run: %s", len(removed), ", ".join(map(str, removed))
+            )
+        code = luigi_exit_code([*args, "--no-lock"])  # the lock is taken above
+    from pipeline.summary import summarise  # the task modules: loaded by now
+
+    print(summarise(root, started), file=sys.stderr)
+    return code
+
+
+def luigi_exit_code(args: list[str]) -> int:
+    try:
+        luigi.retcodes.run_with_retcodes(args)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the pipeline up to TASK (default BuildBento)", add_help=False)
-    lineage_parser = commands.add_parser("lineage", help="print a registered model's lineage")
-    lineage_parser.add_argument("tag", help="model tag, e.g. admissions:1a2b3c or admissions:latest")
+    lineage_parser = commands.add_parser("lineage", help="print the lineage of a registered model or a Bento")
+    lineage_parser.add_argument(
+        "tag", help="model or Bento tag, e.g. admissions:latest, admissions:1a2b3c or admissions_api:latest"
+    )
     args, rest = parser.parse_known_args(argv)
     configure_logging(args.log_level)
     if args.command == "run":
-        run(rest)
-        return 0
+        return run(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     from pipeline.lineage import print_lineage  # imports BentoML: only when needed

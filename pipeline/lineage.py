@@ -1,13 +1,16 @@
-"""The chain from a registered model back to the raw file's hash, with every parameter on the way."""
+"""The chain from a registered model (or a Bento) back to the raw file's hash, with every parameter on the way."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import bentoml
 from bentoml.exceptions import BentoMLException, NotFound
 
 from pipeline.errors import LineageError
+from pipeline.register import LINEAGE_FILE, MODEL_NAME
 
 # Parameters every task carries; printed once at the root instead of at every step.
 _SHARED = ("raw_data", "data_sha256", "code_version", "seed", "artefacts_dir")
@@ -17,13 +20,33 @@ def model_lineage(tag: str) -> tuple[bentoml.Model, list[dict[str, Any]]]:
     try:
         model = bentoml.models.get(tag)
     except NotFound as exc:
-        raise LineageError(f"no model {tag!r} in the BentoML store; see `bentoml models list`") from exc
+        raise LineageError(
+            f"no model {tag!r} (and no Bento of that tag) in the BentoML store; see `bentoml models list`"
+        ) from exc
     except BentoMLException as exc:
         raise LineageError(f"{tag!r} is not a valid model tag: {exc}") from exc
     metadata: dict[str, Any] = dict(model.info.metadata)
-    if "manifest" not in metadata or "lineage" not in metadata:
-        raise LineageError(f"model {model.tag} was not registered by this pipeline (no lineage in its metadata)")
-    return model, [metadata["manifest"], *metadata["lineage"]]
+    lineage_file = Path(model.path) / str(metadata.get("manifest", {}).get("lineage_file", LINEAGE_FILE))
+    if lineage_file.is_file():
+        recorded = json.loads(lineage_file.read_text())
+        return model, [recorded["manifest"], *recorded["lineage"]]
+    if "manifest" in metadata and "lineage" in metadata:  # registered before the lineage moved to a file
+        return model, [metadata["manifest"], *metadata["lineage"]]
+    raise LineageError(f"model {model.tag} was not registered by this pipeline (it has no {LINEAGE_FILE})")
+
+
+def bento_model_tag(tag: str) -> tuple[str, str] | None:
+    """(the Bento's line, the tag of the model it carries), or None when ``tag`` is no Bento."""
+    try:
+        bento = bentoml.get(tag)
+    except (NotFound, BentoMLException):
+        return None
+    # BentoML 1.4 services list their models per service; older Bentos at the top level.
+    found = [*bento.info.models, *(model for service in bento.info.services for model in service.models)]
+    models = sorted({str(model.tag) for model in found})
+    if len(models) != 1:
+        raise LineageError(f"Bento {bento.tag} carries {len(models)} models, not one: {', '.join(models)}")
+    return f"Bento {bento.tag} (created {bento.info.creation_time:%Y-%m-%d %H:%M:%S %Z}) carries", models[0]
 
 
 def describe(manifest: dict[str, Any]) -> list[str]:
@@ -31,7 +54,7 @@ def describe(manifest: dict[str, Any]) -> list[str]:
     params = {k: v for k, v in manifest["parameters"].items() if k not in _SHARED}
     lines = [f"{manifest['task_family']}  {manifest['task_id']}"]
     lines += [f"    {name} = {value}" for name, value in sorted(params.items())]
-    lines.append(f"    ran {manifest['started_at']} .. {manifest['finished_at']}")
+    lines.append(f"    ran {manifest['started_at']} .. {manifest.get('finished_at', '(stored)')}")
     if "rows" in manifest:
         lines.append("    rows: " + ", ".join(f"{k} {v}" for k, v in manifest["rows"].items()))
     if "metrics" in manifest:
@@ -61,4 +84,11 @@ def format_lineage(model: bentoml.Model, chain: list[dict[str, Any]]) -> str:
 
 
 def print_lineage(tag: str) -> None:
-    print(format_lineage(*model_lineage(tag)))
+    """A model's lineage; for a Bento tag, the lineage of the model it carries."""
+    bento = bento_model_tag(tag) if tag.partition(":")[0] != MODEL_NAME else None
+    if bento is None:
+        print(format_lineage(*model_lineage(tag)))
+        return
+    line, model_tag = bento
+    print(line)
+    print(format_lineage(*model_lineage(model_tag)))

@@ -11,13 +11,14 @@ import bentoml
 import luigi
 from luigi.util import inherits
 
-from pipeline.provenance import read_manifest
+from pipeline.provenance import read_manifest, write_json
 from pipeline.selection import SELECTION_FILE, SelectModel
 from pipeline.stores import StoreTarget
 from pipeline.task import StoreTask
 from pipeline.train import estimator_parameters, load_model
 
 MODEL_NAME = "admissions"
+LINEAGE_FILE = "lineage.json"  # in the model's folder: every upstream manifest
 
 
 def collect_lineage(folder: Path) -> list[dict[str, Any]]:
@@ -60,23 +61,37 @@ def store_safe(value: Any) -> Any:
 
 
 def register(tag: str, selection_dir: Path, manifest: dict[str, Any]) -> bentoml.Model:
+    """Save the chosen model with readable metadata; the whole lineage goes into a file beside it."""
     selection = json.loads((selection_dir / SELECTION_FILE).read_text())
     model = load_model(selection_dir)
+    short = {key: manifest[key] for key in ("task_family", "task_id", "parameters", "code", "started_at")}
     metadata = {
         "candidate": selection["chosen"],
         "selection_reason": selection["reason"],
         "metrics": selection["metrics"],
         "hyperparameters": estimator_parameters(model),
-        "manifest": manifest,
-        "lineage": collect_lineage(selection_dir),
+        "manifest": {**short, "lineage_file": LINEAGE_FILE},
     }
-    return bentoml.sklearn.save_model(
+    saved = bentoml.sklearn.save_model(
         tag,
         model,
         labels=labels_for(manifest, selection),
         metadata=store_safe(metadata),
         signatures={"predict": {"batchable": True}},
     )
+    stored = bentoml.models.get(saved.tag)  # ``saved`` points at the folder it was written in, not the store
+    write_lineage(stored, manifest, selection_dir)
+    return stored
+
+
+def write_lineage(model: bentoml.Model, manifest: dict[str, Any], selection_dir: Path) -> None:
+    """``lineage.json`` in the model's folder (so exports and Bentos carry it), unless it is there already."""
+    path = Path(model.path) / LINEAGE_FILE
+    if path.is_file():
+        return
+    partial = path.with_name(f".{LINEAGE_FILE}.partial")
+    write_json(partial, {"manifest": manifest, "lineage": collect_lineage(selection_dir)})
+    partial.replace(path)  # atomic: a killed run leaves no half-written lineage
 
 
 @inherits(SelectModel)
@@ -97,3 +112,9 @@ class RegisterModel(StoreTask):
 
     def publish(self, manifest: dict[str, Any]) -> None:
         register(self.model_tag, self.input_dir(), manifest)
+
+    def adopt(self) -> None:
+        # A run killed between saving the model and writing its lineage file: write it now.
+        model = bentoml.models.get(self.model_tag)
+        recorded: dict[str, Any] = dict(model.info.metadata)
+        write_lineage(model, recorded["manifest"], self.input_dir())

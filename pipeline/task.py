@@ -22,6 +22,8 @@ from pipeline.provenance import (
 
 DEFAULT_RAW_DATA = "data/Admission_Predict_Ver1.1.csv"
 UNREADABLE = "unreadable"
+# Shared by every task and long (hashes, paths): kept out of log lines; the task id and manifest have them.
+_NOT_IN_LOGS = ("raw_data", "data_sha256", "code_version", "artefacts_dir", "build_inputs")
 
 
 def _now() -> str:
@@ -68,6 +70,15 @@ class PipelineTask(luigi.Task):
         if not done:
             warm_imports()
         return done
+
+    def __repr__(self) -> str:
+        """``TrainModel(candidate=ridge)``: only the parameters set away from their defaults."""
+        shown = [
+            f"{name}={param.serialize(self.param_kwargs[name])}"
+            for name, param in self.get_params()
+            if param.significant and name not in _NOT_IN_LOGS and self.param_kwargs[name] != param._default
+        ]
+        return f"{self.get_task_family()}({', '.join(shown)})"
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(Path(self.artefacts_dir) / self.get_task_family() / self.task_id))
@@ -118,23 +129,43 @@ class PipelineTask(luigi.Task):
 
 
 class StoreTask(PipelineTask):
-    """A task whose output lives in a BentoML store; a copy of its manifest is kept in artefacts/."""
+    """A task whose output lives in a BentoML store; its manifest is kept in artefacts/.
+
+    Complete means both: the item is in the store and the manifest is written. A run killed after
+    storing, or ``make clean``, leaves only the item; the next run then writes the manifest without
+    storing the item again.
+    """
 
     def manifest_dir(self) -> Path:
         return Path(self.artefacts_dir) / self.get_task_family() / self.task_id
 
+    def complete(self) -> bool:
+        done = (self.manifest_dir() / MANIFEST_NAME).is_file() and bool(self.output().exists())
+        if not done:
+            warm_imports()
+        return done
+
     def run(self) -> None:
         started = _now()
         manifest = self.manifest(None, started, {"tag": str(self.output())})
-        self.publish(manifest)
+        del manifest["finished_at"]  # not known until the item is stored
+        manifest["already_in_store"] = bool(self.output().exists())
+        if manifest["already_in_store"]:
+            self.adopt()
+        else:
+            self.publish(manifest)
+        manifest["finished_at"] = _now()
         shutil.rmtree(self.manifest_dir(), ignore_errors=True)  # left from an item deleted from the store
         with luigi.LocalTarget(str(self.manifest_dir())).temporary_path() as temporary:
             Path(temporary).mkdir(parents=True)
             write_json(Path(temporary) / MANIFEST_NAME, manifest)
 
     def publish(self, manifest: dict[str, Any]) -> None:
-        """Put the output into its store, with ``manifest`` attached."""
+        """Put the output into its store, with ``manifest`` (without its finish time) attached."""
         raise NotImplementedError
+
+    def adopt(self) -> None:
+        """The item is already in the store (an earlier run stored it): complete what that run may not have."""
 
 
 def warm_imports() -> None:

@@ -1,0 +1,97 @@
+"""The few lines that end every run: what ran, what was reused, the data, the choice and where things are."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import luigi
+
+from pipeline.data import REJECTS_FILE
+from pipeline.provenance import MANIFEST_NAME
+from pipeline.selection import REPORT_FILE, SELECTION_FILE
+from pipeline.task import StoreTask
+
+_ORDER = ("PrepareData", "TrainModel", "EvaluateModel", "SelectModel", "RegisterModel", "BuildBento", "Containerize")
+
+
+def every_task(root: luigi.Task) -> list[luigi.Task]:
+    """``root`` and everything upstream of it, each once."""
+    seen: dict[str, luigi.Task] = {}
+    queue = [root]
+    while queue:
+        task = queue.pop()
+        if task.task_id not in seen:
+            seen[task.task_id] = task
+            queue.extend(luigi.task.flatten(task.requires()))
+    return list(seen.values())
+
+
+def manifest_of(task: luigi.Task) -> dict[str, Any] | None:
+    folder = task.manifest_dir() if isinstance(task, StoreTask) else Path(task.output().path)
+    path = folder / MANIFEST_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _families(names: list[str]) -> str:
+    counts = Counter(names)
+    ordered = sorted(counts, key=lambda name: _ORDER.index(name) if name in _ORDER else len(_ORDER))
+    return ", ".join(name if counts[name] == 1 else f"{name} x{counts[name]}" for name in ordered) or "nothing"
+
+
+def summarise(root: luigi.Task, started: str) -> str:
+    """The run's summary; ``started`` (ISO time, UTC) separates this run's work from earlier runs'."""
+    ran: list[str] = []
+    reused: list[str] = []
+    failed: list[str] = []
+    blocked: list[str] = []
+    manifests: dict[str, tuple[luigi.Task, dict[str, Any]]] = {}
+    for task in every_task(root):
+        family, manifest = task.get_task_family(), manifest_of(task)
+        if manifest is None:  # its inputs were there, so it failed (or was interrupted); else it waited
+            inputs_done = all(manifest_of(upstream) for upstream in luigi.task.flatten(task.requires()))
+            (failed if inputs_done else blocked).append(family)
+            continue
+        manifests[family] = (task, manifest)
+        is_new = manifest["started_at"] >= started and not manifest.get("already_in_store")
+        (ran if is_new else reused).append(family)
+    lines = ["Pipeline summary", f"  ran:      {_families(ran)}", f"  reused:   {_families(reused)}"]
+    if failed:
+        lines.append(f"  failed:   {_families(failed)} (the error is above)")
+    if blocked:
+        lines.append(f"  blocked:  {_families(blocked)} (waiting for a failed task)")
+    lines += _data_lines(manifests)
+    lines += _selection_lines(manifests)
+    for family, label in (("RegisterModel", "model"), ("BuildBento", "Bento")):
+        if family in manifests:
+            lines.append(f"  {label + ':':<9} {manifests[family][1]['tag']}")
+    if "Containerize" in manifests:
+        lines.append(f"  image:    {manifests['Containerize'][1]['image']}")
+    return "\n".join(lines)
+
+
+def _data_lines(manifests: dict[str, tuple[luigi.Task, dict[str, Any]]]) -> list[str]:
+    if "PrepareData" not in manifests:
+        return []
+    task, manifest = manifests["PrepareData"]
+    rows = manifest["rows"]
+    line = f"  data:     {rows['valid']} of {rows['raw']} rows valid ({rows['train']} train, {rows['test']} test)"
+    if rows["rejected"]:
+        line += f"; {rows['rejected']} rejected, reasons in {Path(task.output().path) / REJECTS_FILE}"
+    return [line]
+
+
+def _selection_lines(manifests: dict[str, tuple[luigi.Task, dict[str, Any]]]) -> list[str]:
+    if "SelectModel" not in manifests:
+        return []
+    task, _ = manifests["SelectModel"]
+    folder = Path(task.output().path)
+    selection = json.loads((folder / SELECTION_FILE).read_text())
+    cv, test = selection["metrics"]["cv"], selection["metrics"]["test"]
+    return [
+        f"  selected: {selection['chosen']}: CV RMSE {cv['rmse']['mean']:.4f} +- {cv['rmse']['std']:.4f}, "
+        f"CV R^2 {cv['r2']['mean']:.3f}; held-out RMSE {test['rmse']:.4f}, R^2 {test['r2']:.3f}",
+        f"  report:   {folder / REPORT_FILE}",
+    ]
