@@ -37,13 +37,15 @@ from service.contract import (
 from service.errors import (
     ConfigurationError,
     InvalidInputError,
+    JobStoreUnavailableError,
     LoginFailedError,
     ServiceError,
     ServiceUnavailableError,
 )
+from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly
 from service.jobs import JobStore
-from service.middleware import USER_KEY, BearerAuthMiddleware, JsonBodiesOnly
-from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel
+from service.middleware import USER_KEY, BearerAuthMiddleware
+from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.runner import JobRunner
 
 logger = logging.getLogger("admissions.api")
@@ -92,8 +94,8 @@ class AdmissionsAPI:
     """Predicts graduate-admission chances for authenticated users."""
 
     # Latency path: a separate SingleModel service when SINGLE_MODEL_URL is set, else in-process.
-    single = bentoml.depends(SingleModel, url=_SINGLE_URL) if _SINGLE_URL else InProcess(SingleModel)
-    batch = bentoml.depends(BatchModel, url=settings.batch_model_url())
+    single = json_depends(SingleModel, _SINGLE_URL) if _SINGLE_URL else InProcess(SingleModel)
+    batch = json_depends(BatchModel, settings.batch_model_url())
     # Referenced here too so that a Bento of this service always carries the model.
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
@@ -102,11 +104,21 @@ class AdmissionsAPI:
         """Runs once in the serving process before any worker: refuse to start on a bad environment."""
         try:
             loaded = settings.prepare()
-        except ConfigurationError as exc:
+            JobStore(loaded.jobs_db).open().close()  # creates the schema once, before the workers race to
+            known = users.load(loaded.users_file)
+        except (ConfigurationError, JobStoreUnavailableError, users.UsersFileError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         if loaded.ephemeral_secret:
             print(_EPHEMERAL_WARNING, file=sys.stderr)
+        print(f"admissions: model {MODEL_TAG}; users file {loaded.users_file}; jobs database {loaded.jobs_db}")
+        if not known:
+            state = "does not exist" if not loaded.users_file.exists() else "has no users"
+            print(
+                f"WARNING: users file {loaded.users_file} {state}: every login will fail. Add a user with "
+                f"`ADMISSIONS_USERS_FILE={loaded.users_file} python -m service.users add alice`.",
+                file=sys.stderr,
+            )
 
     def __init__(self) -> None:
         self.settings = settings.load()
@@ -115,6 +127,11 @@ class AdmissionsAPI:
         )
         self.jobs = JobStore(self.settings.jobs_db)
         self.runner = JobRunner(self.jobs, self._predict_job_rows, chunk_rows=self.settings.max_batch_size)
+        try:
+            self.jobs.open()
+        except JobStoreUnavailableError as exc:  # predictions still work; job routes answer 503
+            logger.error("%s", exc.message)
+            self.runner.problem = exc.message
         self._batch_tag: str | None = None
         reads.state.api = self
         _SERVING.policy = self.policy
@@ -129,6 +146,16 @@ class AdmissionsAPI:
         gc.collect()
         gc.freeze()
 
+    async def __is_ready__(self) -> bool:
+        """/readyz: ready when the jobs database answers a write (a probe every few seconds is cheap)."""
+        try:
+            await asyncio.to_thread(self.jobs.check)
+        except JobStoreUnavailableError as exc:
+            logger.error("not ready: %s", exc.message)
+            self.runner.problem = exc.message
+            return False
+        return True
+
     @bentoml.on_shutdown
     async def stop_jobs(self) -> None:
         await self.runner.stop()
@@ -138,9 +165,10 @@ class AdmissionsAPI:
     @answers_errors
     async def login(self, username: str, password: str) -> TokenResponse:
         """Exchange a user name and password for a bearer token."""
-        if not await asyncio.to_thread(users.authenticate, self.settings.users_file, username, password):
+        user_id = await asyncio.to_thread(users.authenticate, self.settings.users_file, username, password)
+        if user_id is None:
             raise LoginFailedError()
-        token = auth.issue(self.policy, username)
+        token = auth.issue(self.policy, user_id, name=username)
         return TokenResponse(access_token=token.access_token, expires_in=token.expires_in)
 
     @bentoml.api(input_spec=Applicant, output_spec=Prediction)
@@ -205,8 +233,11 @@ class _Serving:
 
 _SERVING = _Serving()
 _SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy still sees the class
-_SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy)
+# The first added is the outermost: sizes and media types are checked before anything reads a body.
+_SERVICE.add_asgi_middleware(BodyLimit, limits=settings.body_limits(), default=settings.DEFAULT_BODY_LIMIT)
 _SERVICE.add_asgi_middleware(JsonBodiesOnly)
+_SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy)
+_SERVICE.add_asgi_middleware(BoundedErrors)
 
 
 async def get_model(request: Request) -> Response:
@@ -236,6 +267,17 @@ async def get_job(request: Request) -> Response:
     return JSONResponse(job.as_status())
 
 
+async def retry_job(request: Request) -> Response:
+    """POST /jobs/retry?job_id=...: put a failed job back in the queue without uploading it again (202)."""
+    api: AdmissionsAPI = request.app.state.api
+    try:
+        job = await asyncio.to_thread(api.jobs.retry, job_id(request), request.scope[USER_KEY])
+    except ServiceError as exc:
+        return error_response(exc)
+    api.runner.wake()
+    return JSONResponse(job.as_status(), status_code=202)
+
+
 async def get_job_results(request: Request) -> Response:
     """GET /jobs/results?job_id=...: the predictions of a completed job (409 until then)."""
     api: AdmissionsAPI = request.app.state.api
@@ -251,6 +293,7 @@ reads.router.routes.extend(
         Route("/model", get_model, methods=["GET"]),
         Route("/jobs/status", get_job, methods=["GET"]),
         Route("/jobs/results", get_job_results, methods=["GET"]),
+        Route("/jobs/retry", retry_job, methods=["POST"]),
     ]
 )
 _SERVICE.mount_asgi_app(reads, path="/", name="reads")

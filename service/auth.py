@@ -35,11 +35,13 @@ class IssuedToken:
     expires_in: int
 
 
-def issue(policy: TokenPolicy, subject: str, now: float | None = None) -> IssuedToken:
-    """A signed token for ``subject`` that expires after the policy's lifetime."""
+def issue(policy: TokenPolicy, subject: str, now: float | None = None, name: str | None = None) -> IssuedToken:
+    """A signed token for ``subject`` (the user's stable id; ``name`` is informative) that expires after
+    the policy's lifetime."""
     issued_at = int(time.time() if now is None else now)
     claims = {
         "sub": subject,
+        "name": name or subject,
         "iat": issued_at,
         "nbf": issued_at,
         "exp": issued_at + policy.lifetime_s,

@@ -107,10 +107,13 @@ class JobStatus(BaseModel):
     status: str = Field(description="pending, running, completed or failed")
     rows: int
     model_tag: str | None = None
-    error: str | None = None
+    error: str | None = Field(default=None, description="why the job failed (failed jobs only)")
+    note: str | None = Field(default=None, description="what the job is waiting for, e.g. a model service outage")
+    attempts: int = Field(default=0, description="attempts started so far (outages do not count)")
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    next_attempt_at: str | None = Field(default=None, description="when a deferred job is tried again")
 
 
 # The same fields and rules as Applicant, validated into plain dicts: for 1,000-row batches this took
@@ -123,7 +126,8 @@ ApplicantRow.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
 
 def batch_request(name: str, max_rows: int) -> type[BaseModel]:
     """A request body ``{"applicants": [ApplicantRow, ...]}`` with 1 .. ``max_rows`` rows."""
-    rows = Annotated[list[ApplicantRow], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
+    # fail_fast: validation stops at the first bad row, so a huge body of bad rows costs one error, not one per row
+    rows = Annotated[list[ApplicantRow], Field(min_length=1, max_length=max_rows, fail_fast=True)]  # type: ignore[valid-type]
     return create_model(  # type: ignore[call-overload, no-any-return]
         name,
         __config__=_STRICT,

@@ -7,8 +7,11 @@ ServiceError (500)
 ├── InvalidInputError (400)   a request the schema accepts but the service cannot (e.g. a bad job id)
 ├── NotFoundError (404)       an unknown job id
 ├── JobNotReadyError (409)    results asked for before the job completed
-├── UnsupportedMediaTypeError (415) a POST body that is not JSON
+├── JobConflictError (409)    a retry of a job that has not failed
+├── PayloadTooLargeError (413) a body over the route's limit, refused before it is read whole
+├── UnsupportedMediaTypeError (415) a body of a type the route does not take (pickle, multipart, ...)
 └── ServiceUnavailableError (503) a model service could not be reached
+    └── JobStoreUnavailableError  the jobs database failed (full, read-only, corrupt, locked)
 """
 
 from __future__ import annotations
@@ -72,9 +75,21 @@ class JobNotReadyError(ServiceError):
     status = 409
 
 
+class JobConflictError(ServiceError):
+    status = 409
+
+
+class PayloadTooLargeError(ServiceError):
+    status = 413
+
+
 class UnsupportedMediaTypeError(ServiceError):
     status = 415
 
 
 class ServiceUnavailableError(ServiceError):
     status = 503
+
+
+class JobStoreUnavailableError(ServiceUnavailableError):
+    """The jobs database failed; the message names the file and the problem."""

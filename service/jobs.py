@@ -1,14 +1,19 @@
 """The persistent batch-job store: jobs, their inputs and results in SQLite (SQLAlchemy Core).
 
 BentoML's own ``@bentoml.task`` store is deleted at every server start, so jobs live here instead, in a
-file that survives restarts. Several API worker processes may share the file: a job is taken with a
-conditional UPDATE (only one process wins) and holds a lease, so a job left ``running`` by a process
-that died is taken again once its lease has run out. Features and results are stored as float64
-bytes, which is compact and needs no per-row encoding.
+file that survives restarts. Several API worker processes may share the file. A job is taken with a
+conditional UPDATE (only one process wins) that gives it a fresh ``claim_id`` and a lease; every later
+write of that attempt (lease renewal, outcome) is conditional on the same ``claim_id``, so an attempt
+whose lease ran out and whose job was taken again can no longer store anything: a job's outcome is
+written exactly once. Features and results are stored as float64 bytes: compact, no per-row encoding.
+
+A job waiting out a model-service outage goes back to ``pending`` with ``retry_at`` and a ``note`` the
+client can read; outages do not count as attempts, crashes (expired leases) do.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.errors import NotFoundError
+from service.errors import JobConflictError, JobStoreUnavailableError, NotFoundError
 
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 _METADATA = sa.MetaData()
@@ -28,7 +33,7 @@ JOBS = sa.Table(
     "jobs",
     _METADATA,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("owner", sa.String(64), nullable=False, index=True),
+    sa.Column("owner", sa.String(64), nullable=False, index=True),  # the user's stable id, not their name
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("n_features", sa.Integer, nullable=False),
@@ -41,6 +46,11 @@ JOBS = sa.Table(
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("lease_until", sa.Float, nullable=True),
+    # Added in the second version of the schema (see _migrate):
+    sa.Column("claim_id", sa.String(32), nullable=True),
+    sa.Column("retry_at", sa.Float, nullable=True),
+    sa.Column("unavailable_since", sa.Float, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
 )
 _SUMMARY = [c for c in JOBS.c if c.name not in ("features", "results")]
 
@@ -59,6 +69,10 @@ class Job:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    claim_id: str | None = None
+    retry_at: float | None = None
+    unavailable_since: float | None = None
+    note: str | None = None
 
     def as_status(self) -> dict[str, Any]:
         """The JSON body of a status response."""
@@ -68,24 +82,50 @@ class Job:
             "rows": self.n_rows,
             "model_tag": self.model_tag,
             "error": self.error,
+            "note": self.note,
+            "attempts": self.attempts,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "next_attempt_at": _iso(self.retry_at) if self.status == PENDING else None,
         }
 
 
 class JobStore:
-    """Jobs in one SQLite file; every method is a short transaction, safe from threads and processes."""
+    """Jobs in one SQLite file; every method is a short transaction, safe from threads and processes.
+
+    Constructing a store does not touch the file; :meth:`open` creates (or upgrades) the schema and
+    proves the file is readable and writable, raising :class:`JobStoreUnavailableError` with a sentence
+    naming the file otherwise. Any other method raises the same error when the database fails.
+    """
 
     def __init__(self, path: Path, max_attempts: int = 5) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_attempts = max_attempts
         self.engine: Engine = sa.create_engine(
             f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False}, future=True
         )
         sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        _METADATA.create_all(self.engine)
+
+    def open(self) -> JobStore:
+        """Create the file (mode 0600) and schema if needed and check it is usable; idempotent, and safe
+        when several processes do it at once."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # private from the first byte
+        except OSError as exc:
+            raise JobStoreUnavailableError(f"jobs database {self.path} cannot be created: {exc.strerror}") from None
+        with self._guard("cannot be opened"):
+            _create_schema(self.engine)
+            with self.engine.begin() as conn:  # a write proves the file and its folder are writable
+                conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
+                conn.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one()
+        return self
+
+    def check(self) -> None:
+        """A cheap write transaction: raises :class:`JobStoreUnavailableError` when the store is unusable."""
+        with self._guard("is not usable"), self.engine.begin() as conn:
+            conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
 
     def submit(self, owner: str, features: np.ndarray) -> Job:
         """Store a new pending job; ``features`` is an (n_rows, n_features) array."""
@@ -100,20 +140,20 @@ class JobStore:
             "attempts": 0,
             "created_at": time.time(),
         }
-        with self.engine.begin() as conn:
+        with self._guard("cannot store the job"), self.engine.begin() as conn:
             conn.execute(JOBS.insert().values(**row))
         return self.get(row["id"])
 
     def get(self, job_id: str, owner: str | None = None) -> Job:
         """The job, or :class:`NotFoundError` if there is none with that id (for that owner, if given)."""
-        with self.engine.connect() as conn:
+        with self._guard("cannot be read"), self.engine.connect() as conn:
             row = conn.execute(sa.select(*_SUMMARY).where(JOBS.c.id == job_id)).first()
         if row is None or (owner is not None and row.owner != owner):
             raise NotFoundError(f"no job with id {job_id!r}")
         return Job(**{k: v for k, v in row._mapping.items() if k in Job.__dataclass_fields__})
 
     def features(self, job_id: str) -> np.ndarray:
-        with self.engine.connect() as conn:
+        with self._guard("cannot be read"), self.engine.connect() as conn:
             row = conn.execute(sa.select(JOBS.c.features, JOBS.c.n_features).where(JOBS.c.id == job_id)).one()
         return np.frombuffer(row.features, dtype=np.float64).reshape(-1, row.n_features)
 
@@ -122,15 +162,18 @@ class JobStore:
         job = self.get(job_id, owner)
         if job.status != COMPLETED:
             return job, None
-        with self.engine.connect() as conn:
+        with self._guard("cannot be read"), self.engine.connect() as conn:
             blob = conn.execute(sa.select(JOBS.c.results).where(JOBS.c.id == job_id)).scalar_one()
         return job, np.frombuffer(blob, dtype=np.float64)
 
     def claim(self, lease_s: float) -> Job | None:
-        """Take the oldest runnable job (pending, or running with an expired lease), or None."""
+        """Take the oldest runnable job (pending and due, or running with an expired lease), or None.
+
+        A job whose attempts (crashes, not outages) exceed ``max_attempts`` is failed instead."""
         now = time.time()
-        runnable = sa.or_(JOBS.c.status == PENDING, sa.and_(JOBS.c.status == RUNNING, JOBS.c.lease_until < now))
-        with self.engine.begin() as conn:
+        claim_id = uuid.uuid4().hex
+        runnable = _runnable(now)
+        with self._guard("cannot be read"), self.engine.begin() as conn:
             candidates = conn.execute(
                 sa.select(JOBS.c.id).where(runnable).order_by(JOBS.c.created_at).limit(8)
             ).scalars()
@@ -138,7 +181,14 @@ class JobStore:
                 taken = conn.execute(
                     JOBS.update()
                     .where(JOBS.c.id == job_id, runnable)
-                    .values(status=RUNNING, started_at=now, lease_until=now + lease_s, attempts=JOBS.c.attempts + 1)
+                    .values(
+                        status=RUNNING,
+                        started_at=now,
+                        lease_until=now + lease_s,
+                        attempts=JOBS.c.attempts + 1,
+                        claim_id=claim_id,
+                        retry_at=None,
+                    )
                 )
                 if taken.rowcount == 1:
                     break
@@ -146,45 +196,147 @@ class JobStore:
                 return None
         job = self.get(job_id)
         if job.attempts > self.max_attempts:
-            self.fail(job_id, f"gave up after {self.max_attempts} attempts")
+            self.fail(job, f"gave up after {self.max_attempts} attempts that did not finish (worker crashes?)")
             return None
         return job
 
-    def extend(self, job_id: str, lease_s: float) -> None:
-        """Keep a long job's lease alive."""
-        with self.engine.begin() as conn:
-            conn.execute(JOBS.update().where(JOBS.c.id == job_id).values(lease_until=time.time() + lease_s))
+    def extend(self, job: Job, lease_s: float) -> bool:
+        """Renew the lease of this attempt; False when the attempt lost the job (its lease ran out)."""
+        with self._guard("cannot renew a lease"), self.engine.begin() as conn:
+            renewed = conn.execute(
+                _this_attempt(job).values(lease_until=time.time() + lease_s),
+            )
+        return renewed.rowcount == 1
 
-    def complete(self, job_id: str, predictions: np.ndarray, model_tag: str) -> None:
+    def complete(self, job: Job, predictions: np.ndarray, model_tag: str) -> bool:
+        """Store the outcome of this attempt; False (nothing written) when the attempt lost the job."""
         blob = np.ascontiguousarray(predictions, dtype=np.float64).tobytes()
-        self._finish(job_id, status=COMPLETED, results=blob, model_tag=model_tag)
+        return self._finish(job, status=COMPLETED, results=blob, model_tag=model_tag, note=None)
 
-    def fail(self, job_id: str, message: str) -> None:
-        self._finish(job_id, status=FAILED, error=message)
+    def fail(self, job: Job, message: str) -> bool:
+        return self._finish(job, status=FAILED, error=message, note=None)
 
-    def release(self, job_id: str) -> None:
-        """Put a running job back to pending (on shutdown), so the next process takes it at once."""
-        with self.engine.begin() as conn:
+    def defer(self, job: Job, note: str, delay_s: float) -> Job:
+        """Back to pending until ``delay_s`` from now: the model service is unavailable. The attempt
+        does not count, and the job remembers since when the service has been unavailable."""
+        now = time.time()
+        with self._guard("cannot defer the job"), self.engine.begin() as conn:
             conn.execute(
-                JOBS.update()
-                .where(JOBS.c.id == job_id, JOBS.c.status == RUNNING)
-                .values(status=PENDING, lease_until=None, attempts=JOBS.c.attempts - 1)
+                _this_attempt(job).values(
+                    status=PENDING,
+                    lease_until=None,
+                    claim_id=None,
+                    attempts=JOBS.c.attempts - 1,
+                    retry_at=now + delay_s,
+                    unavailable_since=sa.func.coalesce(JOBS.c.unavailable_since, now),
+                    note=note,
+                )
+            )
+        return self.get(job.id)
+
+    def release(self, job: Job) -> None:
+        """Put a running job back to pending (on shutdown), so the next process takes it at once."""
+        with self._guard("cannot release the job"), self.engine.begin() as conn:
+            conn.execute(
+                _this_attempt(job).values(status=PENDING, lease_until=None, claim_id=None, attempts=JOBS.c.attempts - 1)
             )
 
+    def retry(self, job_id: str, owner: str) -> Job:
+        """A failed job back to pending, by its owner, without uploading it again."""
+        job = self.get(job_id, owner)
+        with self._guard("cannot retry the job"), self.engine.begin() as conn:
+            reset = conn.execute(
+                JOBS.update()
+                .where(JOBS.c.id == job_id, JOBS.c.status == FAILED)
+                .values(
+                    status=PENDING,
+                    error=None,
+                    note="retried by its owner",
+                    attempts=0,
+                    finished_at=None,
+                    started_at=None,
+                    retry_at=None,
+                    unavailable_since=None,
+                )
+            )
+        if reset.rowcount != 1:
+            raise JobConflictError(f"job {job_id} is {job.status}: only a failed job can be retried", status=job.status)
+        return self.get(job_id)
+
     def has_runnable(self) -> bool:
-        now = time.time()
-        runnable = sa.or_(JOBS.c.status == PENDING, sa.and_(JOBS.c.status == RUNNING, JOBS.c.lease_until < now))
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(JOBS.c.id).where(runnable).limit(1)).first() is not None
+        with self._guard("cannot be read"), self.engine.connect() as conn:
+            return conn.execute(sa.select(JOBS.c.id).where(_runnable(time.time())).limit(1)).first() is not None
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def _finish(self, job_id: str, **values: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                JOBS.update().where(JOBS.c.id == job_id).values(finished_at=time.time(), lease_until=None, **values)
+    def _finish(self, job: Job, **values: Any) -> bool:
+        with self._guard("cannot store the job's outcome"), self.engine.begin() as conn:
+            done = conn.execute(
+                _this_attempt(job).values(
+                    finished_at=time.time(), lease_until=None, retry_at=None, unavailable_since=None, **values
+                )
             )
+        return done.rowcount == 1
+
+    def _guard(self, what: str) -> _DatabaseGuard:
+        return _DatabaseGuard(self.path, what)
+
+
+class _DatabaseGuard:
+    """Turns a database error into a :class:`JobStoreUnavailableError` naming the file and the problem."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path, self.what = path, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> None:
+        if isinstance(exc, sa.exc.DBAPIError | sa.exc.OperationalError):
+            reason = str(getattr(exc, "orig", exc)) or type(exc).__name__
+            raise JobStoreUnavailableError(f"jobs database {self.path} {self.what}: {reason}") from None
+
+
+def _runnable(now: float) -> Any:
+    due = sa.or_(JOBS.c.retry_at.is_(None), JOBS.c.retry_at <= now)
+    return sa.or_(
+        sa.and_(JOBS.c.status == PENDING, due),
+        sa.and_(JOBS.c.status == RUNNING, JOBS.c.lease_until < now),
+    )
+
+
+def _this_attempt(job: Job) -> Any:
+    """An UPDATE of ``job`` that matches only while the attempt that claimed it still holds it."""
+    return JOBS.update().where(JOBS.c.id == job.id, JOBS.c.status == RUNNING, JOBS.c.claim_id == job.claim_id)
+
+
+def _create_schema(engine: Engine) -> None:
+    """``create_all`` checks, then creates: two processes starting at once can both see no table. The
+    loser's "already exists" is harmless, so it is ignored and the check repeated."""
+    for _ in range(3):
+        try:
+            _METADATA.create_all(engine)
+            break
+        except sa.exc.OperationalError as exc:
+            if "already exists" not in str(exc):
+                raise
+    _migrate(engine)
+
+
+def _migrate(engine: Engine) -> None:
+    """Add the columns a jobs file from the first schema version lacks (SQLite can add, not alter)."""
+    present = {column["name"] for column in sa.inspect(engine).get_columns("jobs")}
+    for column in JOBS.c:
+        if column.name in present:
+            continue
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}"))
+        except sa.exc.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

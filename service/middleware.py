@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service import auth
-from service.errors import ServiceError, ServiceUnavailableError, UnsupportedMediaTypeError
+from service.errors import ServiceError, ServiceUnavailableError
 
 PUBLIC_PATHS = frozenset({"/", "/login", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
@@ -65,25 +65,3 @@ async def send_error(send: Send, exc: ServiceError) -> None:
     headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in exc.headers().items())
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-class JsonBodiesOnly:
-    """Answers 415 to a POST whose Content-Type is not JSON.
-
-    BentoML picks its request parser from the Content-Type, and a multipart body sent to these JSON
-    routes made it fail with a 500 (found by schemathesis). No Content-Type is taken as JSON.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            for name, value in scope["headers"]:
-                if name == b"content-type":
-                    media_type = value.split(b";", 1)[0].strip().lower()
-                    if media_type != b"application/json":
-                        await send_error(send, UnsupportedMediaTypeError("send the body as application/json"))
-                        return
-                    break
-        await self.app(scope, receive, send)

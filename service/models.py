@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+import attrs
 import bentoml
 import numpy as np
+from _bentoml_sdk.service.dependency import Dependency
+from bentoml._internal.configuration.containers import BentoMLContainer
 
 from service import settings
+from service.guard import BodyLimit, JsonBodiesOnly
 from service.patches import cancel_request_timers
 from service.predictor import Predictor
 
@@ -51,6 +55,28 @@ class InProcess(Generic[T]):
         if self._instance is None:
             self._instance = self.on()
         return self._instance
+
+
+def json_depends(on: Any, url: str | None) -> Any:
+    """``bentoml.depends(on, url=url)``, but always over JSON: see :class:`JsonDependency`."""
+    return JsonDependency(on=on, url=url)  # type: ignore[call-arg]  # attrs fields mypy cannot see
+
+
+@attrs.define
+class JsonDependency(Dependency[Any]):
+    """``bentoml.depends`` that talks JSON to a model service in every topology.
+
+    BentoML calls a dependency it started itself (``bentoml serve`` of the API alone) with pickle
+    bodies, and a service unpickles what it is sent unless it is the "main" one. The model services
+    refuse pickle (service/guard.py), so the API must not send it: giving the dependency its URL from
+    BentoML's own mapping takes BentoML's URL path, which uses JSON.
+    """
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        state: Any = self  # attrs slots that mypy cannot see
+        if not state.url and state.on is not None:
+            state.url = BentoMLContainer.remote_runner_mapping.get().get(state.on.name)
+        return super().get(*args, **kwargs)
 
 
 def model_info(bento_model: Any) -> dict[str, Any]:
@@ -106,3 +132,10 @@ class BatchModel:
     @bentoml.api
     async def info(self) -> dict[str, Any]:
         return self.info_cache
+
+
+# Model services take JSON only (never pickle) and bounded bodies: a full batch is ~1.5 MB of JSON.
+for _model_service in (SingleModel, BatchModel):
+    _guarded: Any = _model_service  # the decorator made it a bentoml Service; mypy still sees the class
+    _guarded.add_asgi_middleware(BodyLimit, limits={}, default=64 * 1024 * 1024)
+    _guarded.add_asgi_middleware(JsonBodiesOnly)

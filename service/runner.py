@@ -1,11 +1,19 @@
 """Runs batch jobs from the :class:`~service.jobs.JobStore` in the API process, in the background.
 
-One asyncio task per API worker takes jobs one at a time (the store makes sure two workers never take
-the same one), sends the rows to the batch model service in chunks, all at once so adaptive batching
-can merge them, and stores the predictions. It is woken by each submission and also polls, so jobs
-left by a previous run (or another worker) are found. On shutdown a running job is put back to
-pending, and the next start takes it again. A job whose model service is unreachable (say, during a
-restart) is retried after a short delay, up to the store's attempt limit, before it is failed.
+One asyncio task per API worker takes jobs one at a time (the store makes sure two attempts never
+store an outcome for the same job), sends the rows to the batch model service in chunks, a few at a
+time so adaptive batching can merge them, and stores the predictions. It is woken by each submission
+and also polls, so jobs left by a previous run (or another worker) are found.
+
+What "accepted means done" takes, under faults:
+- the loop survives every error: it logs it, marks the runner unhealthy (``/readyz`` says so), backs
+  off and goes on;
+- the lease of a running job is renewed while it runs, so no other worker takes a slow job; an attempt
+  that lost its lease anyway is cancelled and can store nothing (the store checks the claim);
+- a model-service outage puts the job back to pending with a note and a growing delay, for up to
+  ``retry_window_s`` (10 minutes by default) before it fails; the chunks still in flight are
+  cancelled first, so a restarted service is not flooded by a dead attempt's requests;
+- on shutdown a running job is put back to pending, and the next start takes it again.
 """
 
 from __future__ import annotations
@@ -14,29 +22,52 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from service.errors import JobNotReadyError, ServiceError, ServiceUnavailableError
+from service.errors import JobNotReadyError, JobStoreUnavailableError, ServiceError, ServiceUnavailableError
 from service.jobs import COMPLETED, FAILED, Job, JobStore
 
 logger = logging.getLogger("admissions.jobs")
 Predict = Callable[[np.ndarray], Awaitable[tuple[list[float], str]]]
 LEASE_S = 60.0
 POLL_S = 1.0
-RETRY_DELAY_S = 2.0
+MAX_BACKOFF_S = 30.0
+RETRY_WINDOW_S = 600.0
+IN_FLIGHT_CHUNKS = 4  # enough to keep the batch service's queue full, few enough to cancel quickly
+
+
+class LeaseLostError(Exception):
+    """This attempt's lease ran out and another attempt may hold the job now."""
 
 
 class JobRunner:
     """The background loop that turns pending jobs into completed (or failed) ones."""
 
-    def __init__(self, store: JobStore, predict: Predict, chunk_rows: int) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        predict: Predict,
+        chunk_rows: int,
+        lease_s: float = LEASE_S,
+        retry_window_s: float = RETRY_WINDOW_S,
+        first_retry_s: float = 2.0,
+    ) -> None:
         self.store = store
         self.predict = predict
         self.chunk_rows = max(1, chunk_rows)
+        self.lease_s = lease_s
+        self.retry_window_s = retry_window_s
+        self.first_retry_s = first_retry_s
+        self.problem: str | None = None  # why the jobs database is unusable, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.problem is None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="admissions-jobs")
@@ -51,44 +82,120 @@ class JobRunner:
                 await self._task
 
     async def _loop(self) -> None:
+        backoff = POLL_S
         while True:
             try:
-                job = await asyncio.to_thread(self.store.claim, LEASE_S)
-            except Exception:
-                logger.exception("cannot read the jobs database; retrying")
-                job = None
-            if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=POLL_S)
-                self._wake.clear()
-                continue
-            await self.run(job)
+                job = await asyncio.to_thread(self.store.claim, self.lease_s)
+                self._recovered()
+                if job is None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=POLL_S)
+                    self._wake.clear()
+                    continue
+                await self.run(job)
+                backoff = POLL_S
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the loop must outlive any error, or accepted jobs stall for good
+                self._failing(exc)
+                logger.error("job loop: %s; trying again in %.0f s", self.problem, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def run(self, job: Job) -> None:
-        """Predict every row of ``job`` and store the outcome; errors fail the job, not the loop."""
+        """Predict every row of ``job`` and store the outcome once. A database error propagates (the
+        loop backs off; the job's lease runs out and it is taken again); any other error ends the job."""
+        predicting = asyncio.create_task(self._predict_all(job))
+        lease = asyncio.create_task(self._keep_lease(job, predicting))
         try:
-            rows = await asyncio.to_thread(self.store.features, job.id)
-            chunks = [rows[start : start + self.chunk_rows] for start in range(0, len(rows), self.chunk_rows)]
-            outcomes = await asyncio.gather(*(self.predict(chunk) for chunk in chunks))
-            predictions = np.concatenate([np.asarray(chances, dtype=np.float64) for chances, _ in outcomes])
-            await asyncio.to_thread(self.store.complete, job.id, predictions, outcomes[0][1])
-            logger.info("job %s completed: %d rows", job.id, len(predictions))
-        except asyncio.CancelledError:
-            self.store.release(job.id)  # shutting down: the next start takes it again
+            try:
+                predictions, tag = await predicting
+            except asyncio.CancelledError:
+                if lease.done() and not lease.cancelled() and lease.result() is False:
+                    logger.warning("job %s: lease lost; this attempt stops", job.id)
+                    return
+                predicting.cancel()
+                with contextlib.suppress(JobStoreUnavailableError):  # if not, the lease runs out instead
+                    self.store.release(job)  # shutting down: the next start takes it at once
+                raise
+            except JobStoreUnavailableError:
+                raise
+            except ServiceUnavailableError as exc:
+                await self._defer(job, exc.message)
+                return
+            except ServiceError as exc:
+                logger.warning("job %s failed: %s", job.id, exc.message)
+                await asyncio.to_thread(self.store.fail, job, exc.message)
+                return
+            except Exception as exc:
+                logger.exception("job %s failed", job.id)
+                await asyncio.to_thread(self.store.fail, job, f"internal error: {type(exc).__name__}")
+                return
+            if await asyncio.to_thread(self.store.complete, job, predictions, tag):
+                logger.info("job %s completed: %d rows", job.id, len(predictions))
+            else:
+                logger.warning("job %s: lease lost before its results were stored; another attempt has it", job.id)
+        finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
+
+    async def _predict_all(self, job: Job) -> tuple[np.ndarray, str]:
+        """All rows through the batch service, ``IN_FLIGHT_CHUNKS`` chunks at a time; on the first error
+        the other chunks are cancelled before it propagates."""
+        rows = await asyncio.to_thread(self.store.features, job.id)
+        chunks = [rows[start : start + self.chunk_rows] for start in range(0, len(rows), self.chunk_rows)]
+        gate = asyncio.Semaphore(IN_FLIGHT_CHUNKS)
+
+        async def one(chunk: np.ndarray) -> tuple[list[float], str]:
+            async with gate:
+                return await self.predict(chunk)
+
+        tasks = [asyncio.create_task(one(chunk)) for chunk in chunks]
+        try:
+            outcomes = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        except ServiceUnavailableError as exc:
-            if job.attempts >= self.store.max_attempts:
-                logger.warning("job %s failed after %d attempts: %s", job.id, job.attempts, exc.message)
-                await asyncio.to_thread(self.store.fail, job.id, exc.message)
-            else:  # e.g. the batch service is restarting: leave it running until the lease ends, then retry
-                logger.warning("job %s will be retried in %.0f s: %s", job.id, RETRY_DELAY_S, exc.message)
-                await asyncio.to_thread(self.store.extend, job.id, RETRY_DELAY_S)
-        except ServiceError as exc:
-            logger.warning("job %s failed: %s", job.id, exc.message)
-            await asyncio.to_thread(self.store.fail, job.id, exc.message)
-        except Exception as exc:
-            logger.exception("job %s failed", job.id)
-            await asyncio.to_thread(self.store.fail, job.id, f"internal error: {type(exc).__name__}")
+        predictions = np.concatenate([np.asarray(chances, dtype=np.float64) for chances, _ in outcomes])
+        return predictions, outcomes[0][1]
+
+    async def _keep_lease(self, job: Job, work: asyncio.Task[tuple[np.ndarray, str]]) -> bool:
+        """Renew the lease every quarter of its length; cancel ``work`` if the job was lost."""
+        while True:
+            await asyncio.sleep(self.lease_s / 4)
+            try:
+                kept = await asyncio.to_thread(self.store.extend, job, self.lease_s)
+            except JobStoreUnavailableError as exc:
+                logger.error("job %s: %s; will try again", job.id, exc.message)
+                continue
+            if not kept:
+                work.cancel()
+                return False
+
+    async def _defer(self, job: Job, reason: str) -> None:
+        now = time.time()
+        since = job.unavailable_since or now
+        if now - since >= self.retry_window_s:
+            message = f"{reason} (for {now - since:.0f} s, longer than the {self.retry_window_s:.0f} s retry window)"
+            logger.warning("job %s failed: %s", job.id, message)
+            await asyncio.to_thread(self.store.fail, job, message)
+            return
+        waited = now - since
+        delay = min(MAX_BACKOFF_S, max(self.first_retry_s, waited))  # doubles the time waited so far
+        note = f"waiting for the model service: {reason}; unavailable for {waited:.0f} s, next try in {delay:.0f} s"
+        logger.warning("job %s %s", job.id, note)
+        await asyncio.to_thread(self.store.defer, job, note, delay)
+
+    def _failing(self, exc: Exception) -> None:
+        self.problem = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
+
+    def _recovered(self) -> None:
+        if self.problem is not None:
+            logger.warning("job loop: the jobs database works again")
+            self.problem = None
 
     def results_body(self, job_id: str, owner: str) -> bytes:
         """The JSON body of a results response, or :class:`JobNotReadyError` while the job is not completed."""

@@ -18,13 +18,28 @@ from pathlib import Path
 from service.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+
+
+def default_var_dir(root: Path = PROJECT_ROOT, env: Mapping[str, str] = os.environ) -> Path:
+    """Where the users file and jobs database live unless set: ``var/`` of a source checkout. A Bento
+    is immutable (served from the store, its folder must not change), so served from a Bento the
+    default is the user's state folder instead (``$XDG_STATE_HOME/admissions``)."""
+    if not (root.parent / "bento.yaml").is_file():
+        return root / "var"
+    state = env.get("XDG_STATE_HOME", "").strip()
+    return (Path(state) if state else Path.home() / ".local" / "state") / "admissions"
+
+
+DEFAULT_VAR_DIR = default_var_dir()
 DEFAULT_MODEL_TAG = "admissions:latest"
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_BATCH_SIZE = 10_000
 DEFAULT_MAX_JOB_SIZE = 1_000_000
 DEFAULT_API_WORKERS = 2
 DEFAULT_TOKEN_MINUTES = 30.0
+MAX_TOKEN_MINUTES = 24 * 60.0  # a stolen token must not outlive a day
+MAX_API_WORKERS = 32
+MIN_DISTINCT_SECRET_BYTES = 16
 DEFAULT_ISSUER = "admissions-api"
 DEFAULT_AUDIENCE = "admissions-clients"
 _TRUE = {"1", "true", "yes", "on"}
@@ -78,9 +93,27 @@ def max_job_size(env: Mapping[str, str] = os.environ) -> int:
     return _positive_int(env, "ADMISSIONS_MAX_JOB_SIZE", DEFAULT_MAX_JOB_SIZE)
 
 
+DEFAULT_BODY_LIMIT = 64 * 1024
+SMALL_BODY_LIMIT = 4 * 1024  # a login or one applicant is ~200 bytes
+BYTES_PER_ROW = 256  # one applicant in a batch is ~140 bytes compact, ~200 pretty-printed
+
+
+def body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
+    """The most bytes each POST route reads; larger bodies get 413 before they are read."""
+    return {
+        "/login": SMALL_BODY_LIMIT,
+        "/predict": SMALL_BODY_LIMIT,
+        "/predict_batch": max_batch_size(env) * BYTES_PER_ROW + SMALL_BODY_LIMIT,
+        "/jobs": max_job_size(env) * BYTES_PER_ROW + SMALL_BODY_LIMIT,
+    }
+
+
 def api_workers(env: Mapping[str, str] = os.environ) -> int:
     """``ADMISSIONS_API_WORKERS``: API worker processes (default 2, one per core here)."""
-    return _positive_int(env, "ADMISSIONS_API_WORKERS", DEFAULT_API_WORKERS)
+    workers = _positive_int(env, "ADMISSIONS_API_WORKERS", DEFAULT_API_WORKERS)
+    if workers > MAX_API_WORKERS:
+        raise ConfigurationError(f"ADMISSIONS_API_WORKERS must be at most {MAX_API_WORKERS}, not {workers}")
+    return workers
 
 
 def dev_mode(env: Mapping[str, str] = os.environ) -> bool:
@@ -94,7 +127,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
     return Settings(
         jwt_secret=secret,
         ephemeral_secret=ephemeral,
-        token_lifetime_s=round(_positive_float(env, "JWT_LIFETIME_MINUTES", DEFAULT_TOKEN_MINUTES) * 60),
+        token_lifetime_s=round(_token_minutes(env) * 60),
         issuer=env.get("JWT_ISSUER", "").strip() or DEFAULT_ISSUER,
         audience=env.get("JWT_AUDIENCE", "").strip() or DEFAULT_AUDIENCE,
         users_file=_path(env, "ADMISSIONS_USERS_FILE", DEFAULT_VAR_DIR / "users.json"),
@@ -132,11 +165,28 @@ def _jwt_secret(env: Mapping[str, str]) -> tuple[bytes, bool]:
             "or set ADMISSIONS_DEV_MODE=1 for an ephemeral development secret"
         )
     secret = raw.encode()
+    how = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigurationError(
-            f"JWT_SECRET_KEY is {len(secret)} bytes long; HS256 needs at least {MIN_SECRET_BYTES} random bytes"
+            f"JWT_SECRET_KEY is {len(secret)} bytes long; HS256 needs at least {MIN_SECRET_BYTES} random bytes ({how})"
         )
+    if len(set(secret)) < MIN_DISTINCT_SECRET_BYTES or _repeats_a_pattern(secret):
+        raise ConfigurationError(f"JWT_SECRET_KEY is too weak (few distinct bytes or a repeated pattern); {how}")
     return secret, False
+
+
+def _repeats_a_pattern(secret: bytes) -> bool:
+    """``password123password123...``: the secret is a short piece said again and again."""
+    return any(len(secret) % size == 0 and secret == secret[:size] * (len(secret) // size) for size in range(1, 17))
+
+
+def _token_minutes(env: Mapping[str, str]) -> float:
+    minutes = _positive_float(env, "JWT_LIFETIME_MINUTES", DEFAULT_TOKEN_MINUTES)
+    if minutes > MAX_TOKEN_MINUTES:
+        raise ConfigurationError(
+            f"JWT_LIFETIME_MINUTES must be at most {MAX_TOKEN_MINUTES:.0f} (a day), not {minutes:g}"
+        )
+    return minutes
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -1,7 +1,10 @@
-"""The users file: user names and argon2id password hashes, nothing else; plus the command that edits it.
+"""The users file: user names, stable ids and argon2id password hashes; plus the command that edits it.
 
-The file is JSON (``{"users": {"NAME": "$argon2id$..."}}``), written atomically with mode 0600, and
-read at every login so that users added while the service runs can log in without a restart.
+The file is JSON (``{"users": {"NAME": {"id": "u-...", "hash": "$argon2id$..."}}}``), written atomically
+with mode 0600, and read at every login so that users added while the service runs can log in without a
+restart. The id, not the name, owns a user's jobs: a new user given a removed user's name gets a new id
+and cannot read the old user's jobs. Entries of the first format (``"NAME": "$argon2id$..."``) are read
+with the name as their id, which keeps their jobs; they are rewritten in the new form at the next save.
 
     python -m service.users add NAME      # reads the password from stdin (prompts on a terminal)
     python -m service.users remove NAME
@@ -18,6 +21,8 @@ import os
 import re
 import sys
 import tempfile
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -41,8 +46,14 @@ class UsersFileError(ServiceError):
     """The users file or a command argument is unusable; the message says how."""
 
 
-def load(path: Path) -> dict[str, str]:
-    """User name -> hash; a missing file is an empty user list, a corrupt one an error."""
+@dataclass(frozen=True)
+class User:
+    id: str
+    hash: str
+
+
+def load(path: Path) -> dict[str, User]:
+    """User name -> user; a missing file is an empty user list, a corrupt one an error."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -50,18 +61,27 @@ def load(path: Path) -> dict[str, str]:
     except (OSError, ValueError) as exc:
         raise UsersFileError(f"cannot read users file {path}: {exc}") from None
     users = data.get("users") if isinstance(data, dict) else None
-    if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
-        raise UsersFileError(f"users file {path} is not of the form {{'users': {{name: hash}}}}")
-    return users
+    if not isinstance(users, dict):
+        raise UsersFileError(f"users file {path} is not of the form {{'users': {{name: {{'id': ..., 'hash': ...}}}}}}")
+    loaded = {}
+    for name, entry in users.items():
+        if isinstance(entry, str):  # the first format: the name was the id
+            loaded[name] = User(id=name, hash=entry)
+        elif isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(entry.get("hash"), str):
+            loaded[name] = User(id=entry["id"], hash=entry["hash"])
+        else:
+            raise UsersFileError(f"users file {path}: the entry of user {name!r} has no string 'id' and 'hash'")
+    return loaded
 
 
-def save(path: Path, users: dict[str, str]) -> None:
+def save(path: Path, users: dict[str, User]) -> None:
     """Write atomically (temp file + rename) and readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=".users-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump({"users": dict(sorted(users.items()))}, handle, indent=2)
+            entries = {name: {"id": user.id, "hash": user.hash} for name, user in sorted(users.items())}
+            json.dump({"users": entries}, handle, indent=2)
             handle.write("\n")
         os.chmod(temporary, 0o600)
         os.replace(temporary, path)
@@ -79,7 +99,8 @@ def add(path: Path, name: str, password: str, replace: bool = False) -> None:
     users = load(path)
     if name in users and not replace:
         raise UsersFileError(f"user {name!r} already exists (use --replace to set a new password)")
-    users[name] = _HASHER.hash(password)
+    kept_id = users[name].id if name in users else f"u-{uuid.uuid4().hex}"  # a new password keeps the jobs
+    users[name] = User(id=kept_id, hash=_HASHER.hash(password))
     save(path, users)
 
 
@@ -90,13 +111,14 @@ def remove(path: Path, name: str) -> None:
     save(path, users)
 
 
-def authenticate(path: Path, name: str, password: str) -> bool:
-    """Whether the password matches the stored hash; takes about as long whether or not the user exists."""
+def authenticate(path: Path, name: str, password: str) -> str | None:
+    """The user's id if the password matches; takes about as long whether or not the user exists."""
     stored = load(path).get(name)
     try:
-        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
+        matches = _HASHER.verify(stored.hash if stored else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
-        return False
+        return None
+    return stored.id if matches and stored is not None else None
 
 
 def _read_password() -> str:

@@ -10,8 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import InvalidInputError, JobNotReadyError, NotFoundError, ServiceUnavailableError
-from service.jobs import COMPLETED, FAILED, PENDING, RUNNING, JobStore
+from service.errors import (
+    InvalidInputError,
+    JobConflictError,
+    JobNotReadyError,
+    JobStoreUnavailableError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from service.jobs import COMPLETED, FAILED, PENDING, RUNNING, Job, JobStore
 from service.runner import JobRunner
 
 ROWS = np.arange(21, dtype=np.float64).reshape(3, 7)
@@ -19,7 +26,7 @@ ROWS = np.arange(21, dtype=np.float64).reshape(3, 7)
 
 @pytest.fixture
 def store(tmp_path: Path) -> JobStore:
-    return JobStore(tmp_path / "jobs.sqlite")
+    return JobStore(tmp_path / "jobs.sqlite").open()
 
 
 def test_lifecycle_and_results(store: JobStore) -> None:
@@ -29,7 +36,7 @@ def test_lifecycle_and_results(store: JobStore) -> None:
     claimed = store.claim(lease_s=60)
     assert claimed is not None and claimed.id == job.id and claimed.status == RUNNING
     np.testing.assert_array_equal(store.features(job.id), ROWS)
-    store.complete(job.id, np.array([0.1, 0.2, 0.3]), "admissions:x")
+    assert store.complete(claimed, np.array([0.1, 0.2, 0.3]), "admissions:x")
     done, predictions = store.results(job.id, "alice")
     assert done.status == COMPLETED and done.model_tag == "admissions:x"
     assert predictions is not None
@@ -56,19 +63,22 @@ def test_a_job_is_claimed_once_until_its_lease_runs_out(store: JobStore) -> None
 
 def test_released_job_is_pending_again(store: JobStore) -> None:
     job = store.submit("alice", ROWS)
-    store.claim(lease_s=60)
-    store.release(job.id)
+    claimed = store.claim(lease_s=60)
+    assert claimed is not None
+    store.release(claimed)
     assert store.get(job.id).status == PENDING
     assert store.claim(lease_s=60) is not None
 
 
 def test_jobs_survive_reopening_the_file(tmp_path: Path) -> None:
-    first = JobStore(tmp_path / "jobs.sqlite")
-    pending = first.submit("alice", ROWS)
+    first = JobStore(tmp_path / "jobs.sqlite").open()
     done = first.submit("alice", ROWS)
-    first.complete(done.id, np.zeros(3), "admissions:x")
+    claimed = first.claim(lease_s=60)
+    assert claimed is not None
+    first.complete(claimed, np.zeros(3), "admissions:x")
+    pending = first.submit("alice", ROWS)
     first.close()
-    second = JobStore(tmp_path / "jobs.sqlite")
+    second = JobStore(tmp_path / "jobs.sqlite").open()
     assert second.get(pending.id).status == PENDING
     assert second.results(done.id)[1] is not None
     claimed = second.claim(lease_s=60)
@@ -86,36 +96,131 @@ def test_runner_completes_splits_and_fails(store: JobStore) -> None:
         raise InvalidInputError("rows the model cannot take")
 
     good = store.submit("alice", ROWS)
-    asyncio.run(JobRunner(store, predict, chunk_rows=2).run(store.get(good.id)))
+    asyncio.run(JobRunner(store, predict, chunk_rows=2).run(claim(store)))
     assert calls == [2, 1]
     assert json.loads(JobRunner(store, predict, 2).results_body(good.id, "alice"))["chances"] == [0.0, 7.0, 14.0]
 
     bad = store.submit("alice", ROWS)
-    asyncio.run(JobRunner(store, broken, chunk_rows=2).run(store.get(bad.id)))
+    asyncio.run(JobRunner(store, broken, chunk_rows=2).run(claim(store)))
     assert store.get(bad.id).status == FAILED
     with pytest.raises(JobNotReadyError, match="cannot take"):
         JobRunner(store, broken, 2).results_body(bad.id, "alice")
 
 
-def test_unreachable_model_is_retried_then_failed(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite", max_attempts=2)
+def claim(store: JobStore, lease_s: float = 60) -> Job:
+    job = store.claim(lease_s=lease_s)
+    assert job is not None
+    return job
 
-    async def down(rows: np.ndarray) -> tuple[list[float], str]:
-        raise ServiceUnavailableError("batch model down")
 
+async def down(rows: np.ndarray) -> tuple[list[float], str]:
+    raise ServiceUnavailableError("batch model down")
+
+
+def test_an_outage_defers_the_job_with_a_note_and_without_using_an_attempt(store: JobStore) -> None:
     job = store.submit("alice", ROWS)
-    runner = JobRunner(store, down, chunk_rows=2)
-    first = store.claim(lease_s=60)
-    assert first is not None
-    asyncio.run(runner.run(first))
-    assert store.get(job.id).status == RUNNING  # waiting out the retry delay, not failed
+    asyncio.run(JobRunner(store, down, chunk_rows=2, first_retry_s=30).run(claim(store)))
+    deferred = store.get(job.id)
+    assert (deferred.status, deferred.attempts) == (PENDING, 0)
+    assert deferred.note is not None and "batch model down" in deferred.note
+    assert deferred.as_status()["next_attempt_at"] is not None
+    assert store.claim(lease_s=60) is None  # not before its retry time
+
+
+def test_an_outage_longer_than_the_window_fails_the_job_with_the_reason(store: JobStore) -> None:
+    job = store.submit("alice", ROWS)
+    runner = JobRunner(store, down, chunk_rows=2, retry_window_s=0.3, first_retry_s=0.01)
+    asyncio.run(runner.run(claim(store)))
+    assert store.get(job.id).status == PENDING
+    time.sleep(0.35)
+    asyncio.run(runner.run(claim(store)))
+    failed = store.get(job.id)
+    assert failed.status == FAILED and failed.error is not None
+    assert "batch model down" in failed.error and "retry window" in failed.error
+
+
+def test_the_lease_is_renewed_while_a_job_runs_so_nobody_else_takes_it(store: JobStore) -> None:
+    job = store.submit("alice", ROWS)
+    others: list[Job | None] = []
+
+    async def slow(rows: np.ndarray) -> tuple[list[float], str]:
+        for _ in range(8):  # 1.2 s, three times the lease
+            await asyncio.sleep(0.15)
+            others.append(await asyncio.to_thread(store.claim, 0.4))
+        return rows[:, 0].tolist(), "admissions:x"
+
+    asyncio.run(JobRunner(store, slow, chunk_rows=10, lease_s=0.4).run(claim(store, lease_s=0.4)))
+    assert others == [None] * 8
+    done = store.get(job.id)
+    assert (done.status, done.attempts) == (COMPLETED, 1)
+
+
+def test_an_attempt_that_lost_its_lease_stores_nothing(store: JobStore) -> None:
+    job = store.submit("alice", ROWS)
+    stale = claim(store, lease_s=0.05)
+    time.sleep(0.1)
+    fresh = claim(store)
+    assert fresh.attempts == 2
+    assert not store.extend(stale, 60)
+    assert not store.complete(stale, np.zeros(3), "admissions:stale")
+    assert store.complete(fresh, np.ones(3), "admissions:fresh")
+    assert not store.fail(stale, "late")
+    done, predictions = store.results(job.id)
+    assert done.model_tag == "admissions:fresh" and predictions is not None and predictions.tolist() == [1, 1, 1]
+
+
+def test_a_failed_job_can_be_retried_by_its_owner_only(store: JobStore) -> None:
+    job = store.submit("u-alice", ROWS)
+    assert store.fail(claim(store), "model broke")
+    with pytest.raises(NotFoundError):
+        store.retry(job.id, "u-bob")
+    retried = store.retry(job.id, "u-alice")
+    assert (retried.status, retried.error, retried.attempts) == (PENDING, None, 0)
+    with pytest.raises(JobConflictError, match="only a failed job"):
+        store.retry(job.id, "u-alice")
+
+
+def test_crashed_attempts_are_limited(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.sqlite", max_attempts=2).open()
+    job = store.submit("alice", ROWS)
+    for _ in range(2):
+        claim(store, lease_s=0.01)
+        time.sleep(0.02)
     assert store.claim(lease_s=60) is None
-    store.extend(job.id, -1)  # the retry delay has passed
-    second = store.claim(lease_s=60)
-    assert second is not None and second.attempts == 2
-    asyncio.run(runner.run(second))
-    assert store.get(job.id).status == FAILED
-    assert store.get(job.id).error == "batch model down"
+    failed = store.get(job.id)
+    assert failed.status == FAILED and failed.error is not None and "gave up after 2 attempts" in failed.error
+
+
+def test_the_job_loop_survives_database_errors_and_reports_them(store: JobStore) -> None:
+    """A failing claim (the database) must not end the loop: it backs off, reports, and recovers."""
+    real_claim = store.claim
+    failures = iter([True, True])
+
+    def flaky_claim(lease_s: float) -> Job | None:
+        if next(failures, False):
+            raise JobStoreUnavailableError("jobs database x is not usable: disk I/O error")
+        return real_claim(lease_s)
+
+    async def predict(rows: np.ndarray) -> tuple[list[float], str]:
+        return rows[:, 0].tolist(), "admissions:x"
+
+    async def scenario() -> tuple[list[bool], str]:
+        job = store.submit("alice", ROWS)
+        runner = JobRunner(store, predict, chunk_rows=10)
+        store.claim = flaky_claim  # type: ignore[method-assign]
+        runner.start()
+        seen = []
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            seen.append(runner.healthy)
+            if store.get(job.id).status == COMPLETED:
+                break
+        await runner.stop()
+        return seen, store.get(job.id).status
+
+    seen, status = asyncio.run(scenario())
+    assert False in seen and seen[-1] is True
+    assert status == COMPLETED
 
 
 def test_runner_loop_picks_up_jobs_and_releases_on_stop(store: JobStore) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 import numpy as np
 import pytest
 import requests
@@ -44,8 +45,9 @@ def test_jobs_survive_a_restart(pipeline_run: Any, tmp_path: Path) -> None:
         first.stop()
 
     # While the service is down, a job arrives that nobody has run yet (as if submitted just before a crash).
-    store = JobStore(Path(env["ADMISSIONS_JOBS_DB"]))
-    waiting = store.submit("alice", np.array([[applicant()[k] for k in applicant()]], dtype=float))
+    owner = jwt.decode(headers["Authorization"].split()[1], options={"verify_signature": False})["sub"]
+    store = JobStore(Path(env["ADMISSIONS_JOBS_DB"])).open()
+    waiting = store.submit(owner, np.array([[applicant()[k] for k in applicant()]], dtype=float))
     store.close()
 
     second = Server(env, tmp_path / "serve.log", port=first.port).start()

@@ -80,3 +80,29 @@ def test_model_tag_and_urls() -> None:
     assert settings.model_tag({"ADMISSIONS_MODEL_TAG": "admissions:abc"}) == "admissions:abc"
     assert settings.single_model_url({}) is None
     assert settings.batch_model_url({"BATCH_MODEL_URL": "http://127.0.0.1:3002"}) == "http://127.0.0.1:3002"
+
+
+@pytest.mark.parametrize("weak", [" " * 32, "password123" * 3, "ab" * 24, "0123456789abcde" * 3])
+def test_weak_secrets_are_refused_however_long(weak: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"too weak.*secrets\.token_urlsafe"):
+        settings.load({"JWT_SECRET_KEY": weak})
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("JWT_LIFETIME_MINUTES", "1e9", "at most 1440"),
+    ("ADMISSIONS_API_WORKERS", "64", "at most 32"),
+])  # fmt: skip
+def test_upper_bounds(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"{name} must be {message}"):
+        settings.load({"JWT_SECRET_KEY": GOOD_SECRET, name: value})
+        settings.api_workers({name: value})
+
+
+def test_served_from_a_bento_the_state_lives_outside_it(tmp_path: Path) -> None:
+    """A Bento is immutable: its own folder must never be the default for the jobs database."""
+    bento = tmp_path / "bento"
+    (bento / "src").mkdir(parents=True)
+    (bento / "bento.yaml").write_text("service: x\n")
+    state = settings.default_var_dir(bento / "src", {"XDG_STATE_HOME": str(tmp_path / "state")})
+    assert state == tmp_path / "state" / "admissions"
+    assert settings.default_var_dir(tmp_path / "checkout", {}) == tmp_path / "checkout" / "var"

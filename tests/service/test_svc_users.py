@@ -20,7 +20,7 @@ def test_added_user_authenticates_and_only_a_hash_is_stored(tmp_path: Path) -> N
     path = tmp_path / "users.json"
     users.add(path, "alice", "correct horse")
     stored = json.loads(path.read_text())["users"]["alice"]
-    assert stored.startswith("$argon2id$")
+    assert stored["hash"].startswith("$argon2id$") and stored["id"].startswith("u-")
     assert "correct horse" not in path.read_text()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert users.authenticate(path, "alice", "correct horse")
@@ -41,6 +41,29 @@ def test_duplicate_needs_replace(tmp_path: Path) -> None:
     users.add(path, "alice", "password-2", replace=True)
     assert users.authenticate(path, "alice", "password-2")
     assert not users.authenticate(path, "alice", "password-1")
+
+
+def test_a_user_keeps_their_id_across_a_new_password_but_a_new_user_of_that_name_does_not(tmp_path: Path) -> None:
+    """Jobs are owned by the id: a new user given a removed user's name must not read their jobs."""
+    path = tmp_path / "users.json"
+    users.add(path, "alice", "password-1")
+    first = users.authenticate(path, "alice", "password-1")
+    users.add(path, "alice", "password-2", replace=True)
+    assert users.authenticate(path, "alice", "password-2") == first
+    users.remove(path, "alice")
+    users.add(path, "alice", "password-3")
+    again = users.authenticate(path, "alice", "password-3")
+    assert again is not None and first is not None and again != first
+
+
+def test_first_format_entries_keep_the_name_as_their_id(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    users.add(path, "alice", "password-1")
+    legacy = {"users": {"alice": json.loads(path.read_text())["users"]["alice"]["hash"]}}
+    path.write_text(json.dumps(legacy))
+    assert users.authenticate(path, "alice", "password-1") == "alice"
+    users.add(path, "bob", "password-2")  # the next save writes the new form, keeping alice's id
+    assert json.loads(path.read_text())["users"]["alice"]["id"] == "alice"
 
 
 def test_remove(tmp_path: Path) -> None:

@@ -1,0 +1,182 @@
+"""ASGI middleware that bounds what one request can cost, on every service (API and model services).
+
+- :class:`JsonBodiesOnly`: a POST body must be JSON (415 otherwise). BentoML picks its parser from the
+  Content-Type, so this also refuses ``application/vnd.bentoml+pickle``, which BentoML unpickles on every
+  service but the one it serves as "main" (upstream PR #5610): a model service must never run code a
+  local user or another container sends it. The API calls the model services with JSON (models.py).
+- :class:`BodyLimit`: a body over its route's limit gets 413 before it is read whole: at once from its
+  Content-Length, or as soon as a chunked body crosses the limit.
+- :class:`BoundedErrors`: BentoML answers a validation error with every problem found, 10-13x the size
+  of the request; this keeps the first few and a count, and names the request, not BentoML's classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from service.middleware import send_error
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+SHOWN_PROBLEMS = 10
+MAX_ERROR_BYTES = 64 * 1024  # larger error bodies are not parsed again: they are replaced
+
+
+class JsonBodiesOnly:
+    """Answers 415 to a POST whose Content-Type is not JSON (no Content-Type is taken as JSON)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            for name, value in scope["headers"]:
+                if name == b"content-type":
+                    media_type = value.split(b";", 1)[0].strip().lower()
+                    if media_type != b"application/json":
+                        await send_error(send, UnsupportedMediaTypeError("send the body as application/json"))
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """413 for a body longer than ``limits[path]`` (or ``default``) bytes, before the app reads it."""
+
+    def __init__(self, app: Any, limits: Mapping[str, int], default: int) -> None:
+        self.app = app
+        self.limits = limits
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.default)
+        declared = _content_length(scope)
+        if declared is not None:  # the server never reads past a declared length
+            if declared > limit:
+                await send_error(send, _too_large(scope["path"], limit))
+                return
+            await self.app(scope, receive, send)
+            return
+        await self._chunked(scope, receive, send, limit)
+
+    async def _chunked(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Count a chunked body as the app reads it; past the limit answer 413 and tell the app the
+        client left, so it stops reading, and drop whatever it answers to that."""
+        seen = 0
+        refused = False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    await send_error(send, _too_large(scope["path"], limit))
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+class BoundedErrors:
+    """Rewrites BentoML's 400 validation answers: the first problems, their count, bounded in size."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+        size = 0
+
+        async def rewriting_send(message: dict[str, Any]) -> None:
+            nonlocal start, size
+            if message["type"] == "http.response.start":
+                if message["status"] != 400:
+                    await send(message)
+                    return
+                start = message  # held back until the body is known
+                return
+            if start is None:
+                await send(message)
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size <= MAX_ERROR_BYTES:
+                chunks.append(body)
+            if message.get("more_body", False):
+                return
+            payload = bounded(scope["path"], b"".join(chunks) if size <= MAX_ERROR_BYTES else None)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() not in (b"content-length", b"content-type")]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+
+        await self.app(scope, receive, rewriting_send)
+
+
+def bounded(path: str, body: bytes | None) -> bytes:
+    """The error body to send: ours untouched; BentoML's validation report cut to its first problems."""
+    try:
+        data = json.loads(body) if body is not None else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and not isinstance(data.get("detail"), list):
+        return body or b""  # one of ours: already short
+    problems = data["detail"] if isinstance(data, dict) else []
+    count = len(problems) if body is not None else None
+    shown = [_problem(item) for item in problems[:SHOWN_PROBLEMS]]
+    summary = f"{count} problem(s)" if count is not None else "too many problems to list"
+    return json.dumps(
+        {
+            "error": f"invalid request body for {path}: {summary}"
+            + (f"; the first {len(shown)} are listed" if count and count > len(shown) else ""),
+            "problems": shown,
+            "problem_count": count,
+        }
+    ).encode()
+
+
+def _problem(item: Any) -> str:
+    """'applicants[3].gre_score: Input should be less than or equal to 340'."""
+    if not isinstance(item, dict):
+        return str(item)[:200]
+    location = ""
+    for part in item.get("loc", []):
+        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
+    return f"{location or 'body'}: {str(item.get('msg', 'invalid'))[:200]}"
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large(path: str, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"request body for {path} is larger than its limit of {limit:,} bytes", limit=limit)
