@@ -19,7 +19,7 @@ from pipeline.provenance import PROJECT_ROOT
 # Luigi's default is one folder in /tmp for every checkout on the machine, and its lock is keyed by
 # the command line alone: two clones running `make pipeline` blocked each other.
 LOCK_DIR = PROJECT_ROOT / "var" / "luigi-lock"
-_RUNS_LOCK = ".runs.lock"
+RUNS_LOCK = ".runs.lock"  # in the artefacts folder: held (shared) by every run using it
 _TEMPORARY = "*/*-luigi-tmp-*"  # luigi.LocalTarget.temporary_path's names, one level below a task family
 
 
@@ -46,7 +46,7 @@ def artefacts_in_use(artefacts: Path) -> Iterator[list[Path]]:
     finds was left by a killed run. Yields the folders removed.
     """
     artefacts.mkdir(parents=True, exist_ok=True)
-    with open(artefacts / _RUNS_LOCK, "a") as handle:
+    with open(artefacts / RUNS_LOCK, "a") as handle:
         removed: list[Path] = []
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
