@@ -26,7 +26,7 @@ endif
 PIPELINE := $(PY) -m pipeline run
 PIPELINE_ARGS := --raw-data $(RAW_DATA) $(SCHEDULER_ARGS) --workers $(WORKERS)
 
-.PHONY: help env-create pipeline register build-bento build-docker run-docker stop-docker test lint format clean lock visualiser stop-visualiser
+.PHONY: help env-create pipeline register build-bento build-docker run-docker stop-docker test-docker test lint format clean lock visualiser stop-visualiser
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,20 +47,26 @@ pipeline: $(ENV_STAMP) ## run the pipeline through BuildBento (RAW_DATA=..., SCH
 register: $(ENV_STAMP) ## run the pipeline only up to the registered model (RegisterModel)
 	$(PIPELINE) RegisterModel $(PIPELINE_ARGS)
 
-build-bento: $(ENV_STAMP) ## run the pipeline through BuildBento (the same as make pipeline)
-	$(PIPELINE) BuildBento $(PIPELINE_ARGS)
+build-bento: $(ENV_STAMP) ## the pipeline through BuildBento; MODEL_VERSION=<tag>: a Bento of that registered model
+	$(PIPELINE) BuildBento $(PIPELINE_ARGS) $(MODEL_ARGS)
 
-build-docker: $(ENV_STAMP) ## run the pipeline through Containerize (needs a Docker engine)
-	$(PIPELINE) Containerize $(PIPELINE_ARGS)
+# --- Container image and compose stack (docs/docker.md) -------------------------------------------------
+# MODEL_VERSION=<tag>: that registered model instead of the pipeline's; BENTO_TAG=<tag>: that Bento.
+MODEL_ARGS = $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
+STACK = DOCKER_IMAGE="$(DOCKER_IMAGE)" MODEL_VERSION="$(MODEL_VERSION)" PORT="$(PORT)" MONITORING="$(MONITORING)" bash deploy/stack.sh
+DOCKER_TESTS ?= tests/docker
 
-run-docker: ## start API + model services with docker compose (needs .env and an image from build-docker)
-	@test -f .env || { echo "No .env: copy .env.example to .env and fill it in (see README)."; exit 1; }
-	@docker info >/dev/null 2>&1 || { echo "No container engine is reachable (docker info failed); run this on a machine with Docker."; exit 1; }
-	docker compose up -d --wait
+build-docker: $(ENV_STAMP) ## build the image (pipeline through Containerize); BENTO_TAG=<tag>, MODEL_VERSION=<tag>
+	$(PIPELINE) Containerize $(PIPELINE_ARGS) $(MODEL_ARGS) $(if $(BENTO_TAG),--bento $(BENTO_TAG))
 
-stop-docker: ## stop the docker compose services (the jobs volume is kept)
-	@docker info >/dev/null 2>&1 || { echo "No container engine is reachable (docker info failed): nothing to stop here."; exit 1; }
-	docker compose down
+run-docker: ## start the compose stack, wait until healthy (DOCKER_IMAGE, MODEL_VERSION, PORT, MONITORING=1)
+	@$(STACK) up
+
+stop-docker: ## stop this checkout's compose stack (COMPOSE_PROJECT_NAME; volumes are kept)
+	@$(STACK) down
+
+test-docker: $(ENV_STAMP) ## container tests with the real engine: build or reuse the image, run the stack, faults
+	$(ENV)/bin/pytest -m docker $(DOCKER_TESTS)
 
 test: $(ENV_STAMP) ## run the test suite (pytest; PYTEST_ADDOPTS passes options)
 	$(ENV)/bin/pytest

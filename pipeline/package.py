@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import bentoml
 import luigi
+from bentoml.exceptions import NotFound
 from luigi.util import inherits
 
+from pipeline import container
 from pipeline.errors import PackagingError
-from pipeline.provenance import PROJECT_ROOT, sha256_file, write_json
-from pipeline.register import RegisterModel
+from pipeline.provenance import PROJECT_ROOT, git_state, sha256_file, write_json
+from pipeline.register import MODEL_NAME, RegisterModel
 from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask, StoreTask
 
+logger = logging.getLogger("pipeline.package")
 BENTO_NAME = "admissions_api"
 # What goes into the Bento besides the model: a change here must give a new Bento.
-_BUILD_INPUTS = ("bentofile.yaml", "requirements/service.txt", "service/*.py")
+_BUILD_INPUTS = ("bentofile.yaml", "requirements/service.txt", "service/*.py", "deploy/docker/Dockerfile.j2")
 IMAGE_FILE = "image.json"
+LATEST_IMAGE = f"{BENTO_NAME}:latest"  # what `make run-docker` runs unless told otherwise
+LABEL = "org.graduate-admissions"  # prefix of the image's own labels (OCI's are org.opencontainers.image.*)
 _TAIL = 1500  # characters of a failing tool's output worth showing
+_LISTED = 8  # existing tags named in an "unknown tag" error
 
 
 def build_inputs_sha256(root: Path = PROJECT_ROOT) -> str:
@@ -57,22 +65,63 @@ def build_bento(tag: str, bentofile: str, model_tag: str, labels: dict[str, str]
     _run([*command, str(PROJECT_ROOT)], f"bentoml build of {tag}")
 
 
-def container_engine_version(bento_tag: str) -> str:
-    """The Docker engine's version, or a PackagingError saying no engine is reachable."""
+def full_tag(name: str, value: str) -> str:
+    """``v1`` or ``name:v1`` -> ``name:v1``; ``latest`` becomes the exact tag it points at, when there is one."""
+    tag = value.strip() if ":" in value else f"{name}:{value.strip()}"
+    if tag.endswith(":latest"):
+        lookup = bentoml.models.get if name == MODEL_NAME else bentoml.get
+        try:
+            return str(lookup(tag).tag)
+        except NotFound:
+            return tag
+    return tag
+
+
+def unknown(what: str, tag: str, existing: list[str], hint: str) -> PackagingError:
+    """One sentence: the tag is not there, these are (newest first), and how to make one."""
+    shown = ", ".join(existing[:_LISTED]) + (f" and {len(existing) - _LISTED} more" if len(existing) > _LISTED else "")
+    there = f"there are: {shown}" if existing else "there are none"
+    return PackagingError(f"no {what} {tag} in the store of this BENTOML_HOME ({there}); {hint}")
+
+
+def registered_model(tag: str) -> bentoml.Model:
     try:
-        command = ["docker", "info", "--format", "{{.ServerVersion}}"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        reason = f"`docker info` could not run: {exc}"
-    else:
-        if done.returncode == 0 and done.stdout.strip():
-            return done.stdout.strip()
-        reason = (done.stderr.strip().splitlines() or ["`docker info` failed"])[-1]
-    raise PackagingError(
-        f"no container engine is reachable here ({reason}); run `make build-docker` on a machine with Docker, "
-        f"or copy the Bento there (`bentoml export {bento_tag} bento.bento`, then `bentoml import bento.bento`) "
-        f"and run `bentoml containerize {bento_tag}`"
-    )
+        return bentoml.models.get(tag)
+    except NotFound:
+        existing = [str(m.tag) for m in sorted(bentoml.models.list(MODEL_NAME), key=lambda m: m.creation_time)]
+        raise unknown("registered model", tag, existing[::-1], "`make register` registers one") from None
+
+
+def stored_bento(tag: str) -> bentoml.Bento:
+    try:
+        return bentoml.get(tag)
+    except NotFound:
+        existing = [str(b.tag) for b in sorted(bentoml.list(BENTO_NAME), key=lambda b: b.creation_time)]
+        raise unknown("Bento", tag, existing[::-1], "`make build-bento` builds one") from None
+
+
+def image_labels(bento: bentoml.Bento) -> dict[str, str]:
+    """OCI labels, plus the project's own: the Bento, its model, the data and code it came from."""
+    model_tag = str((bento.info.args or {}).get("model_tag", ""))
+    data_sha256 = ""
+    if model_tag:
+        model = registered_model(model_tag)
+        manifest: Any = model.info.metadata.get("manifest") or {}
+        data_sha256 = str(manifest.get("parameters", {}).get("data_sha256") or model.info.labels.get("data_sha256", ""))
+    bento_labels = dict(bento.info.labels)
+    return {
+        "org.opencontainers.image.title": BENTO_NAME,
+        "org.opencontainers.image.description": "Graduate-admission chance: JWT-secured API and model services",
+        "org.opencontainers.image.version": str(bento.tag.version),
+        "org.opencontainers.image.revision": bento_labels.get("git_commit", "unknown"),
+        "org.opencontainers.image.created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "org.opencontainers.image.licenses": "MIT",
+        f"{LABEL}.bento": str(bento.tag),
+        f"{LABEL}.model-tag": model_tag,
+        f"{LABEL}.data-sha256": data_sha256,
+        f"{LABEL}.code-version": bento_labels.get("code_version", ""),
+        f"{LABEL}.git-dirty": bento_labels.get("git_dirty", "unknown"),
+    }
 
 
 @inherits(RegisterModel)
@@ -83,13 +132,27 @@ class BuildBento(StoreTask):
     build_inputs = luigi.Parameter(
         default="", description="sha256 of bentofile, service code and its pins; computed when empty"
     )
+    model_version = luigi.Parameter(
+        default="", description="a registered model (admissions:<version>) to package instead of the pipeline's"
+    )
 
     @classmethod
     def fill_in(cls, values: dict[str, Any]) -> None:
         values["build_inputs"] = values["build_inputs"] or build_inputs_sha256()
+        if values["model_version"]:
+            values["model_version"] = full_tag(MODEL_NAME, values["model_version"])
 
-    def requires(self) -> RegisterModel:
-        return self.clone(RegisterModel)
+    def requires(self) -> RegisterModel | list[RegisterModel]:
+        # A given model is already registered: nothing upstream to run.
+        return [] if self.model_version else self.clone(RegisterModel)
+
+    @property
+    def model_tag(self) -> str:
+        if self.model_version:
+            return str(self.model_version)
+        upstream = self.requires()
+        assert isinstance(upstream, RegisterModel)
+        return upstream.model_tag
 
     @property
     def bento_tag(self) -> str:
@@ -99,13 +162,17 @@ class BuildBento(StoreTask):
         return StoreTarget(self.bento_tag, bentoml.get)
 
     def publish(self, manifest: dict[str, Any]) -> None:
-        model_tag = self.requires().model_tag
+        model_tag = self.model_tag
+        model = registered_model(model_tag)  # a one-line error naming the registered ones if it is not there
+        git = git_state()
         labels = {
             "model_tag": model_tag.replace(":", "-"),  # label values allow no colon
-            "data_sha256": self.data_sha256[:12],
+            "data_sha256": str(model.info.labels.get("data_sha256", self.data_sha256[:12])),
             "code_version": self.code_version,
             "build_inputs": self.build_inputs[:12],
             "pipeline_task": hashlib.sha256(self.task_id.encode()).hexdigest()[:16],
+            "git_commit": git["commit"] or "unknown",
+            "git_dirty": str(git["dirty"]).lower(),
         }
         manifest.update(model_tag=model_tag, bento_labels=labels)
         build_bento(self.bento_tag, self.bentofile, model_tag, labels)
@@ -113,21 +180,63 @@ class BuildBento(StoreTask):
 
 @inherits(BuildBento)
 class Containerize(PipelineTask):
-    """``bentoml containerize`` of the Bento into an image tagged like the Bento; image.json names it."""
+    """``bentoml containerize`` of the Bento into an image tagged like the Bento and ``admissions_api:latest``.
+
+    With ``--bento TAG`` it containerizes that Bento from the store; otherwise the one BuildBento makes.
+    Complete when its record (image.json) is written and the engine still has the image.
+    """
+
+    bento = luigi.Parameter(default="", description="a Bento in the store to containerize (default: BuildBento's)")
 
     @classmethod
     def fill_in(cls, values: dict[str, Any]) -> None:
         BuildBento.fill_in(values)
+        if values["bento"]:
+            values["bento"] = full_tag(BENTO_NAME, values["bento"])
 
-    def requires(self) -> BuildBento:
-        return self.clone(BuildBento)
+    def requires(self) -> BuildBento | list[BuildBento]:
+        return [] if self.bento else self.clone(BuildBento)
+
+    @property
+    def bento_tag(self) -> str:
+        if self.bento:
+            return str(self.bento)
+        upstream = self.requires()
+        assert isinstance(upstream, BuildBento)
+        return upstream.bento_tag
+
+    def complete(self) -> bool:
+        return bool(super().complete()) and container.image_labels(self.bento_tag) is not None
+
+    def log_path(self) -> Path:
+        """The whole build output; outside the task's folder, so it survives a failed build."""
+        folder = Path(self.artefacts_dir) / self.get_task_family() / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{self.bento_tag.replace(':', '-')}.log"
 
     def produce(self, folder: Path) -> dict[str, Any]:
-        bento_tag = self.requires().bento_tag
-        engine = container_engine_version(bento_tag)
-        latest = f"{BENTO_NAME}:latest"  # what docker-compose.yml runs by default
-        command = bentoml_command("containerize", bento_tag, "--image-tag", bento_tag, "--image-tag", latest)
-        _run(command, f"bentoml containerize {bento_tag}")
-        image = {"image": bento_tag, "also_tagged": latest, "bento": bento_tag, "engine": f"docker {engine}"}
+        bento = stored_bento(self.bento_tag)
+        engine = container.engine_version(self.bento_tag)
+        log = self.log_path()
+        log.write_text(f"# build of {bento.tag} on docker {engine}\n")
+        buildkit = container.buildkit_usable()
+        if not buildkit:
+            logger.warning("no docker buildx plugin for BuildKit here: building with the classic builder instead")
+        dockerfile = Path(bento.path, "env", "docker", "Dockerfile").read_text()
+        for base in container.base_images(dockerfile):
+            container.ensure_image(base, log)
+        labels = image_labels(bento)
+        container.build(str(bento.tag), [str(bento.tag), LATEST_IMAGE], labels, log, buildkit)
+        logger.info("image %s built (also tagged %s); build log: %s", bento.tag, LATEST_IMAGE, log)
+        image = {
+            "image": str(bento.tag),
+            "also_tagged": LATEST_IMAGE,
+            "bento": str(bento.tag),
+            "model_tag": labels[f"{LABEL}.model-tag"],
+            "labels": labels,
+            "builder": "buildkit" if buildkit else "classic",
+            "engine": f"docker {engine}",
+            "build_log": str(log),
+        }
         write_json(folder / IMAGE_FILE, image)
         return image

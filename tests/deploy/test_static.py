@@ -1,5 +1,10 @@
-"""docker-compose.yml, the workflows and bentofile.yaml, checked without a container engine."""
+"""docker-compose.yml, the workflows, bentofile.yaml, the Dockerfile template, the monitoring files and
+the container tooling's error paths, checked without a container engine (a bogus DOCKER_HOST stands
+in for "no engine", so these run everywhere)."""
 
+import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,11 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import container
+from pipeline.errors import PackagingError
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 MODEL_SERVICES = {"single": "service.models:SingleModel", "batch": "service.models:BatchModel"}
+APP_SERVICES = ("api", *MODEL_SERVICES)
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
 
 def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
@@ -42,32 +51,109 @@ def test_each_service_runs_only_its_own_bentoml_service() -> None:
 
 def test_only_the_api_publishes_a_port_and_every_service_is_hardened() -> None:
     services = COMPOSE["services"]
-    published = {
-        name for name, spec in services.items() if spec.get("ports") and "monitoring" not in spec.get("profiles", [])
-    }
+    published = {name for name, spec in services.items() if spec.get("ports") and not spec.get("profiles")}
     assert published == {"api"}
-    assert services["api"]["ports"] == ["${API_PORT:-3000}:3000"]
-    assert services["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]  # optional profile, loopback only
-    for name in ("api", *MODEL_SERVICES):
+    assert services["api"]["ports"] == ["${API_BIND:-127.0.0.1}:${API_PORT:-3000}:3000"]
+    for name in ("prometheus", "grafana"):  # optional profiles, loopback only
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"])
+    for name, spec in services.items():
+        uid = spec["user"].split(":")[0]
+        assert uid.isdigit() and int(uid) != 0, name  # no container runs as root, not even briefly
+        assert spec["deploy"]["resources"]["limits"]["memory"] and spec["deploy"]["resources"]["limits"]["cpus"]
+        assert "no-new-privileges:true" in spec["security_opt"]
+    for name in APP_SERVICES:
         spec = services[name]
-        assert spec["user"] != "0:0" and not spec["user"].startswith("0")
         assert "/readyz" in " ".join(spec["healthcheck"]["test"])
         assert spec["restart"] == "unless-stopped"
-        assert spec["deploy"]["resources"]["limits"]["memory"]
-        assert spec["env_file"] == ".env"
+        assert spec["env_file"] == "${ADMISSIONS_ENV_FILE:-.env}"
+        assert spec["pull_policy"] == "never"  # a local build, never fetched
+        assert spec["cap_drop"] == ["ALL"]
 
 
-def test_batch_jobs_live_on_a_named_volume() -> None:
+def test_the_model_services_are_only_on_the_internal_network() -> None:
+    services = COMPOSE["services"]
+    assert COMPOSE["networks"]["models"]["internal"] is True
+    for name in MODEL_SERVICES:
+        assert services[name]["networks"] == ["models"]
+    assert set(services["api"]["networks"]) == {"models", "public"}
+
+
+def test_batch_jobs_live_on_a_named_volume_and_users_come_in_as_a_secret() -> None:
     api = COMPOSE["services"]["api"]
-    assert "jobs:/var/lib/admissions" in api["volumes"]
+    assert "jobs:/var/lib/admissions" in [v.split("  ")[0] for v in api["volumes"]]
     assert api["environment"]["ADMISSIONS_JOBS_DB"].startswith("/var/lib/admissions/")
     assert "jobs" in COMPOSE["volumes"]
+    assert api["environment"]["ADMISSIONS_USERS_FILE"] == "/run/secrets/users.json"
+    assert COMPOSE["secrets"]["users"] == {"environment": "ADMISSIONS_USERS_JSON"}
 
 
 def test_prometheus_scrapes_every_service() -> None:
-    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = config["scrape_configs"][0]["static_configs"][0]["targets"]
     assert sorted(targets) == ["api:3000", "batch:3000", "single:3000"]
+    mounted = COMPOSE["services"]["prometheus"]["volumes"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounted
+
+
+def test_the_grafana_dashboard_is_valid_json_and_provisioned() -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "admissions.json").read_text())
+    titles = " ".join(panel["title"].lower() for panel in dashboard["panels"])
+    for subject in ("request rate", "latency", "errors", "batch sizes", "model tag"):
+        assert subject in titles
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert all(e.count("(") == e.count(")") and e.count("{") == e.count("}") for e in expressions)
+    assert {"bentoml_service_request_total", "admissions_predictions_total"} <= {
+        name for e in expressions for name in re.findall(r"[a-z_]+_total", e)
+    }
+    source = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    assert all(p["datasource"]["uid"] == source["datasources"][0]["uid"] for p in dashboard["panels"])
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/admissions.yml").read_text())
+    mounts = COMPOSE["services"]["grafana"]["volumes"]
+    assert f"./deploy/grafana/dashboards:{provider['providers'][0]['options']['path']}:ro" in mounts
+
+
+def test_the_dockerfiles_pass_hadolint() -> None:
+    done = run_tool(str(BIN / "hadolint"), "deploy/prometheus/Dockerfile")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_dockerfile_template_builds_without_a_registry_or_a_compiler() -> None:
+    template = (ROOT / "deploy" / "docker" / "Dockerfile.j2").read_text()
+    bentofile = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    assert bentofile["docker"]["dockerfile_template"] == "deploy/docker/Dockerfile.j2"
+    assert not re.search(r"^# *syntax", template, re.MULTILINE)  # BuildKit would fetch a frontend image
+    assert "--only-binary=:all:" in template  # wheels only: no compiler needed, none installed
+    assert not re.search(r"build-essential|\bgcc\b|\bgit\b", template)
+    assert "HEALTHCHECK" in template and re.search(r"^USER \{\{ user \}\}$", template, re.MULTILINE)
+
+
+def test_base_images_are_read_from_a_multi_stage_dockerfile() -> None:
+    dockerfile = "FROM python:3.11-slim AS runtime\nRUN true\nFROM scratch\nCOPY --from=runtime / /\nFROM runtime\n"
+    assert container.base_images(dockerfile) == ["python:3.11-slim"]
+
+
+def test_the_failing_build_step_is_named_from_either_builder(tmp_path: Path) -> None:
+    classic = tmp_path / "classic.log"
+    classic.write_text("Step 5/9 : COPY a b\n ---> 1\nStep 6/9 : RUN pip install x\nERROR: no x\n")
+    assert container.failed_step(classic) == " at step `RUN pip install x`"
+    buildkit = tmp_path / "buildkit.log"
+    buildkit.write_text("#7 [runtime 3/6] RUN true\n------\n > [runtime 4/6] RUN pip install x:\n------\n")
+    assert container.failed_step(buildkit) == " at step `RUN pip install x`"
+
+
+def test_without_an_engine_containerize_fails_with_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE["DOCKER_HOST"])
+    with pytest.raises(PackagingError) as caught:
+        container.engine_version("admissions_api:abc")
+    message = str(caught.value)
+    assert message.startswith("no container engine is reachable here")
+    assert "bentoml containerize admissions_api:abc" in message and "\n" not in message
+
+
+def test_docker_buildkit_0_selects_the_classic_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    assert container.buildkit_usable() is False
 
 
 def test_secrets_are_declared_by_name_only() -> None:
@@ -91,13 +177,23 @@ def test_the_bento_pins_the_projects_own_locked_requirements() -> None:
 
 @pytest.mark.parametrize("target", ["run-docker", "stop-docker"])
 def test_docker_targets_say_clearly_when_no_engine_is_reachable(target: str) -> None:
-    if engine_reachable():
-        pytest.skip("a container engine is reachable here: this test is about machines without one")
-    done = subprocess.run(["make", "-s", target], cwd=ROOT, capture_output=True, text=True, check=False,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})  # fmt: skip
+    env = {**os.environ, **NO_ENGINE}
+    done = subprocess.run(["make", "-s", target], cwd=ROOT, capture_output=True, text=True, check=False, env=env)
     assert done.returncode != 0
     assert "Traceback" not in done.stdout + done.stderr
-    assert "No .env" in done.stdout or "container engine" in done.stdout
+    assert done.stderr.splitlines()[0] == (
+        "No container engine is reachable (docker info failed); run this on a machine with Docker."
+    )
+
+
+def test_the_default_project_name_is_this_checkouts_own() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COMPOSE_PROJECT_NAME"}
+    name = subprocess.run(["bash", "deploy/stack.sh", "name"], cwd=ROOT, capture_output=True, text=True, env=env,
+                          check=False)  # fmt: skip
+    assert re.fullmatch(r"admissions-[a-z0-9_-]+-[0-9a-f]{8}", name.stdout.strip()), name.stdout
+    chosen = subprocess.run(["bash", "deploy/stack.sh", "name"], cwd=ROOT, capture_output=True, text=True,
+                            env={**env, "COMPOSE_PROJECT_NAME": "mine"}, check=False)  # fmt: skip
+    assert chosen.stdout.strip() == "mine"
 
 
 def engine_reachable() -> bool:

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The compose stack of this checkout: `make run-docker` / `make stop-docker` call this.
+#   deploy/stack.sh up      image checks, users file and secret in, `docker compose up --wait`, URL out
+#   deploy/stack.sh down    stops this checkout's stack only (its volumes stay)
+#   deploy/stack.sh name    prints the compose project name
+# Variables: DOCKER_IMAGE, MODEL_VERSION, PORT, COMPOSE_PROJECT_NAME, MONITORING=1, ADMISSIONS_ENV_FILE,
+# ADMISSIONS_USERS_HOST_FILE (see docs/docker.md). Every failure is one line on stderr and exit 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LABEL=org.graduate-admissions
+PROMETHEUS_UPSTREAM=prom/prometheus:v3.5.0   # pinned; pulled where a registry answers
+PROMETHEUS_LOCAL=admissions-prometheus:2.42  # else built from Debian's package (deploy/prometheus)
+
+fail() { echo "$*" >&2; exit 1; }
+
+# Default project name: this checkout's folder name plus a hash of its path, so two clones never
+# share (or stop) one stack.
+project_name() {
+    local base
+    base=$(basename "$PWD" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_-' '-' | sed 's/^-*//; s/-*$//')
+    echo "admissions-${base:-x}-$(printf %s "$PWD" | sha256sum | cut -c1-8)"
+}
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-$(project_name)}
+
+need_engine() {
+    docker info >/dev/null 2>&1 ||
+        fail "No container engine is reachable (docker info failed); run this on a machine with Docker."
+}
+
+# The image to run: DOCKER_IMAGE, else the newest image of MODEL_VERSION's model, else admissions_api:latest.
+choose_image() {
+    local image=${DOCKER_IMAGE:-}
+    if [ -z "$image" ] && [ -n "${MODEL_VERSION:-}" ]; then
+        local model=$MODEL_VERSION
+        [[ $model == *:* ]] || model="admissions:$model"
+        image=$(docker images --filter "label=$LABEL.model-tag=$model" --format '{{.Repository}}:{{.Tag}}' |
+            grep -v ':latest$' | head -1 || true)
+        if [ -z "$image" ]; then
+            local built
+            built=$(docker images --filter "label=$LABEL.model-tag" --format "{{index .Labels \"$LABEL.model-tag\"}}" |
+                sort -u | paste -sd, - | sed 's/,/, /g')
+            fail "No image serves model $model (images exist for: ${built:-none}); a different model is a different Bento image: run MODEL_VERSION=${MODEL_VERSION} make build-docker first."
+        fi
+    fi
+    image=${image:-admissions_api:latest}
+    docker image inspect "$image" >/dev/null 2>&1 ||
+        fail "The image $image is not in the Docker engine (it is never pulled): run make build-docker first."
+    echo "$image"
+}
+
+# Prometheus: the pinned upstream image if it is here or can be pulled, else the local Debian build.
+prometheus_image() {
+    local image=${PROMETHEUS_IMAGE:-}
+    if [ -n "$image" ]; then echo "$image"; return; fi
+    if docker image inspect "$PROMETHEUS_UPSTREAM" >/dev/null 2>&1 ||
+        timeout 60 docker pull -q "$PROMETHEUS_UPSTREAM" >/dev/null 2>&1; then
+        echo "$PROMETHEUS_UPSTREAM"; return
+    fi
+    if ! docker image inspect "$PROMETHEUS_LOCAL" >/dev/null 2>&1; then
+        echo "No registry for $PROMETHEUS_UPSTREAM: building $PROMETHEUS_LOCAL from Debian's prometheus package." >&2
+        local log=artefacts/prometheus-build.log
+        mkdir -p artefacts
+        DOCKER_BUILDKIT=0 docker build -t "$PROMETHEUS_LOCAL" deploy/prometheus >"$log" 2>&1 ||
+            fail "The Prometheus image build failed; full build log: $log"
+    fi
+    echo "$PROMETHEUS_LOCAL"
+}
+
+up() {
+    need_engine
+    local env_file=${ADMISSIONS_ENV_FILE:-.env}
+    [ -f "$env_file" ] || fail "No $env_file: copy .env.example to .env and fill it in (see README)."
+    grep -Eq '^JWT_SECRET_KEY=.{32,}' "$env_file" ||
+        fail "$env_file has no JWT_SECRET_KEY of 32+ characters: generate one as .env.example shows."
+    local users=${ADMISSIONS_USERS_HOST_FILE:-var/users.json}
+    [ -r "$users" ] || fail "No users file $users: add a user with make users-add NAME=alice first."
+    export ADMISSIONS_USERS_JSON ADMISSIONS_USERS_SHA256 ADMISSIONS_IMAGE
+    ADMISSIONS_USERS_JSON=$(cat "$users")
+    ADMISSIONS_USERS_SHA256=$(sha256sum <"$users" | cut -c1-64)
+    ADMISSIONS_IMAGE=$(choose_image)
+    export API_PORT=${PORT:-${API_PORT:-3000}}
+    local profiles=()
+    if [ -n "${MONITORING:-}" ] && [ "${MONITORING}" != 0 ]; then
+        PROMETHEUS_IMAGE=$(prometheus_image)
+        export PROMETHEUS_IMAGE
+        profiles=(--profile monitoring)
+    fi
+    local model bento
+    model=$(docker image inspect -f "{{index .Config.Labels \"$LABEL.model-tag\"}}" "$ADMISSIONS_IMAGE")
+    bento=$(docker image inspect -f "{{index .Config.Labels \"$LABEL.bento\"}}" "$ADMISSIONS_IMAGE")
+    echo "Starting $COMPOSE_PROJECT_NAME: image $ADMISSIONS_IMAGE (Bento ${bento:-?}, model ${model:-?})"
+    local started=$SECONDS
+    docker compose --env-file "$env_file" "${profiles[@]}" up -d --wait --wait-timeout "${WAIT_S:-300}" --pull never ||
+        fail "The stack did not become healthy; see: docker compose -p $COMPOSE_PROJECT_NAME logs"
+    local host=${API_BIND:-127.0.0.1}
+    [ "$host" = 0.0.0.0 ] && host=127.0.0.1
+    echo "Healthy after $((SECONDS - started)) s. API: http://$host:$API_PORT  (docs: http://$host:$API_PORT/ , metrics: /metrics)"
+    [ ${#profiles[@]} -eq 0 ] || echo "Prometheus: http://127.0.0.1:${PROMETHEUS_PORT:-9090}"
+}
+
+down() {
+    need_engine
+    # Every profile, so the monitoring containers stop too; volumes (jobs, metrics) stay.
+    ADMISSIONS_USERS_JSON= docker compose --env-file /dev/null --profile '*' down
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    name) echo "$COMPOSE_PROJECT_NAME" ;;
+    *) fail "usage: deploy/stack.sh up|down|name" ;;
+esac
