@@ -44,19 +44,21 @@ from service.errors import (
 )
 from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly
 from service.jobs import JobStore
+from service.lifecycle import die_with_parent
 from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.runner import JobRunner
 
 logger = logging.getLogger("admissions.api")
-BatchRequest = batch_request("BatchRequest", settings.max_batch_size())
-JobRequest = batch_request("JobRequest", settings.max_job_size())
+BatchRequest = batch_request("BatchRequest", settings.or_exit(settings.max_batch_size))
+JobRequest = batch_request("JobRequest", settings.or_exit(settings.max_job_size))
 PREDICTIONS = bentoml.metrics.Counter(
     name="admissions_predictions",
     documentation="Predictions made, by endpoint and model tag (a batch of n rows counts n).",
     labelnames=["endpoint", "model_tag"],
 )
 _SINGLE_URL = settings.single_model_url()
+_BODY_LIMITS = settings.or_exit(settings.body_limits)
 reads = Starlette()  # GET routes; filled in below, bound to the running service in AdmissionsAPI.__init__
 T = TypeVar("T")
 _BANNER = "!" * 100
@@ -85,7 +87,7 @@ def error_response(exc: ServiceError) -> JSONResponse:
 
 @bentoml.service(
     name="admissions_api",
-    workers=settings.api_workers(),
+    workers=settings.or_exit(settings.api_workers),
     logging={"access": {"enabled": False}},  # per-request access log lines cost throughput
     tracing=UNTRACED,  # see service/models.py
     traffic={"timeout": 60},
@@ -121,12 +123,19 @@ class AdmissionsAPI:
             )
 
     def __init__(self) -> None:
+        die_with_parent()  # a worker never outlives `bentoml serve` (service/lifecycle.py)
         self.settings = settings.load()
         self.policy = auth.TokenPolicy(
             self.settings.jwt_secret, self.settings.issuer, self.settings.audience, self.settings.token_lifetime_s
         )
         self.jobs = JobStore(self.settings.jobs_db)
-        self.runner = JobRunner(self.jobs, self._predict_job_rows, chunk_rows=self.settings.max_batch_size)
+        self.runner = JobRunner(
+            self.jobs,
+            self._predict_job_rows,
+            chunk_rows=self.settings.max_batch_size,
+            lease_s=self.settings.job_lease_s,
+            retry_window_s=self.settings.job_retry_window_s,
+        )
         try:
             self.jobs.open()
         except JobStoreUnavailableError as exc:  # predictions still work; job routes answer 503
@@ -193,11 +202,15 @@ class AdmissionsAPI:
         return Response(json.dumps({"chances": chances, "model_tag": tag}), media_type="application/json")
 
     @bentoml.api(route="/jobs", input_spec=JobRequest, output_spec=JobStatus)
-    @answers_errors
-    async def submit_job(self, applicants: list[Any], ctx: bentoml.Context) -> JobStatus:
+    async def submit_job(self, applicants: list[Any], ctx: bentoml.Context) -> JobStatus | Response:
         """Queue a batch job; answers 202 with the job id at once. Poll ``GET /jobs/status?job_id=...``."""
-        rows = await asyncio.to_thread(as_rows, applicants)
-        job = await asyncio.to_thread(self.jobs.submit, ctx.request.scope[USER_KEY], rows)
+        try:
+            rows = await asyncio.to_thread(as_rows, applicants)
+            job = await asyncio.to_thread(self.jobs.submit, ctx.request.scope[USER_KEY], rows)
+        except ServiceError as exc:
+            # With a Context parameter BentoML answers with ctx's status, whatever the response says.
+            ctx.response.status_code = exc.status
+            return error_response(exc)
         self.runner.wake()
         ctx.response.status_code = 202
         return JobStatus(**job.as_status())
@@ -234,7 +247,7 @@ class _Serving:
 _SERVING = _Serving()
 _SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy still sees the class
 # The first added is the outermost: sizes and media types are checked before anything reads a body.
-_SERVICE.add_asgi_middleware(BodyLimit, limits=settings.body_limits(), default=settings.DEFAULT_BODY_LIMIT)
+_SERVICE.add_asgi_middleware(BodyLimit, limits=_BODY_LIMITS, default=settings.DEFAULT_BODY_LIMIT)
 _SERVICE.add_asgi_middleware(JsonBodiesOnly)
 _SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy)
 _SERVICE.add_asgi_middleware(BoundedErrors)

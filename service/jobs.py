@@ -110,8 +110,11 @@ class JobStore:
     def open(self) -> JobStore:
         """Create the file (mode 0600) and schema if needed and check it is usable; idempotent, and safe
         when several processes do it at once."""
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise JobStoreUnavailableError(f"jobs database {self.path} cannot be created: {folder} is not a folder")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # private from the first byte
         except OSError as exc:
             raise JobStoreUnavailableError(f"jobs database {self.path} cannot be created: {exc.strerror}") from None

@@ -19,13 +19,14 @@ from bentoml._internal.configuration.containers import BentoMLContainer
 
 from service import settings
 from service.guard import BodyLimit, JsonBodiesOnly
+from service.lifecycle import die_with_parent
 from service.patches import cancel_request_timers
 from service.predictor import Predictor
 
 cancel_request_timers()  # see service/patches.py: a BentoML timer per request stalled workers for GC
 MODEL_TAG = settings.model_tag()
 # A batch never exceeds one /predict_batch request's maximum; bigger inputs (jobs) are split by BentoML.
-BATCH_MAX_ROWS = max(settings.max_batch_size(), 1_000)
+BATCH_MAX_ROWS = max(settings.or_exit(settings.max_batch_size), 1_000)
 # Long enough that a full batch never misses it on this 2-core machine (a miss is a 503).
 BATCH_MAX_LATENCY_MS = 5_000
 _QUIET = {"access": {"enabled": False}}  # per-request access logs cost ~10% throughput
@@ -101,6 +102,7 @@ class SingleModel:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        die_with_parent()
         self.predictor = Predictor.from_store(self.bento_model)
         self.info_cache = model_info(self.bento_model)
 
@@ -121,6 +123,7 @@ class BatchModel:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        die_with_parent()
         self.predictor = Predictor.from_store(self.bento_model)
         self.info_cache = model_info(self.bento_model)
 

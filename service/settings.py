@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping, MutableMapping
+import sys
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from service.errors import ConfigurationError
 
+T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,6 +39,8 @@ MIN_SECRET_BYTES = 32
 DEFAULT_MAX_BATCH_SIZE = 10_000
 DEFAULT_MAX_JOB_SIZE = 1_000_000
 DEFAULT_API_WORKERS = 2
+DEFAULT_JOB_LEASE_S = 60.0  # a worker that stops renewing loses its job this long after
+DEFAULT_JOB_RETRY_WINDOW_S = 600.0  # how long a job waits out a model-service outage before failing
 DEFAULT_TOKEN_MINUTES = 30.0
 MAX_TOKEN_MINUTES = 24 * 60.0  # a stolen token must not outlive a day
 MAX_API_WORKERS = 32
@@ -58,6 +63,18 @@ class Settings:
     jobs_db: Path
     max_batch_size: int
     max_job_size: int
+    job_lease_s: float
+    job_retry_window_s: float
+
+
+def or_exit(read: Callable[[], T]) -> T:
+    """For settings read while the service classes are defined (at import): a bad value ends the
+    process with one sentence and exit 2 instead of an import traceback."""
+    try:
+        return read()
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def model_tag(env: Mapping[str, str] = os.environ) -> str:
@@ -134,6 +151,8 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         jobs_db=_path(env, "ADMISSIONS_JOBS_DB", DEFAULT_VAR_DIR / "jobs.sqlite"),
         max_batch_size=max_batch_size(env),
         max_job_size=max_job_size(env),
+        job_lease_s=_positive_float(env, "ADMISSIONS_JOB_LEASE_S", DEFAULT_JOB_LEASE_S),
+        job_retry_window_s=_positive_float(env, "ADMISSIONS_JOB_RETRY_WINDOW_S", DEFAULT_JOB_RETRY_WINDOW_S),
     )
 
 

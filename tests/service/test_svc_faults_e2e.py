@@ -1,0 +1,261 @@
+"""Accepted means done (issue 13), with real processes and real faults: a paused or killed batch
+service, a jobs database made read-only or full, an unusable database at start, a killed server.
+
+The read-only and full databases live on a small tmpfs this test mounts, which needs root (CI runs as
+root); elsewhere those two tests are skipped and say why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+
+from tests.conftest import PipelineRun
+from tests.servers import free_port
+from tests.service.svc_helpers import (
+    MAX_JOB,
+    ROOT,
+    Server,
+    Service,
+    applicant,
+    applicants,
+    model_predictions,
+    service_env,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def status(service: Service, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    answer = requests.get(f"{service.url}/jobs/status?job_id={job_id}", headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def wait_for(service: Service, job_id: str, headers: dict[str, str], states: set[str], timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = status(service, job_id, headers)
+        if body["status"] in states:
+            return body
+        assert time.monotonic() < deadline, f"job {job_id} still {body} after {timeout} s"
+        time.sleep(0.2)
+
+
+def submit(service: Service, rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
+    answer = requests.post(f"{service.url}/jobs", json={"applicants": rows}, headers=headers, timeout=30)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["job_id"])
+
+
+def job_predictions_counted(service: Service, model_tag: str) -> float:
+    text = requests.get(f"{service.url}/metrics", timeout=30).text
+    pattern = r'admissions_predictions_total\{endpoint="jobs",model_tag="' + re.escape(model_tag) + r'"\} ([0-9.e+]+)'
+    return sum(float(v) for v in re.findall(pattern, text))
+
+
+def signal_group(server: Server, sig: int) -> None:
+    assert server.process is not None
+    for process in [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(sig)
+
+
+@contextlib.contextmanager
+def split_topology(run: PipelineRun, folder: Path, **extra: str) -> Iterator[tuple[Service, Server, Server]]:
+    """API, single and batch as three servers (as in docker-compose), the API calling the others by URL."""
+    base = service_env(run, folder)
+    single = Server(base, folder / "single.log", target="service.models:SingleModel").start()
+    batch = Server(base, folder / "batch.log", target="service.models:BatchModel").start()
+    env = {**base, "SINGLE_MODEL_URL": single.url, "BATCH_MODEL_URL": batch.url, **extra}
+    api = Server(env, folder / "api.log")
+    try:
+        api.start()
+        yield Service(api.url, env, run.model_tag, api), single, batch
+    finally:
+        for server in (api, single, batch):
+            server.stop()
+
+
+def test_a_paused_batch_service_does_not_make_a_job_run_twice(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    """Leases are renewed while a job waits: with 2 s leases and the batch service stopped for 8 s, the
+    other API worker never takes the job; it runs once and its rows are counted once."""
+    rows = applicants(MAX_JOB, seed=11)
+    with split_topology(pipeline_run, tmp_path, ADMISSIONS_JOB_LEASE_S="2", ADMISSIONS_API_WORKERS="2") as (
+        api,
+        _single,
+        batch,
+    ):
+        headers = api.headers()
+        before = job_predictions_counted(api, api.model_tag)
+        signal_group(batch, signal.SIGSTOP)
+        try:
+            job_id = submit(api, rows, headers)
+            time.sleep(8)
+            assert status(api, job_id, headers)["status"] == "running"
+        finally:
+            signal_group(batch, signal.SIGCONT)
+        done = wait_for(api, job_id, headers, {"completed", "failed"})
+        assert (done["status"], done["attempts"]) == ("completed", 1), done
+        assert job_predictions_counted(api, api.model_tag) - before == len(rows)
+        results = requests.get(f"{api.url}/jobs/results?job_id={job_id}", headers=headers, timeout=30).json()
+        assert results["chances"] == pytest.approx(model_predictions(pipeline_run, rows), abs=1e-9)
+
+
+def test_a_batch_outage_defers_jobs_then_a_failed_job_can_be_retried(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    rows = applicants(50, seed=12)
+    with split_topology(pipeline_run, tmp_path, ADMISSIONS_JOB_RETRY_WINDOW_S="6") as (api, _single, batch):
+        headers = api.headers()
+        batch.stop()
+        first = submit(api, rows, headers)
+        waiting = wait_for(api, first, headers, {"pending"}, timeout=30)
+        deadline = time.monotonic() + 30
+        while not waiting["note"] and time.monotonic() < deadline:
+            waiting = status(api, first, headers)
+        assert "waiting for the model service" in waiting["note"] and waiting["next_attempt_at"], waiting
+        failed = wait_for(api, first, headers, {"failed", "completed"}, timeout=60)
+        assert failed["status"] == "failed" and "retry window" in failed["error"], failed
+        predicted = requests.post(f"{api.url}/predict", json=applicant(), headers=headers, timeout=30)
+        assert predicted.status_code == 200, predicted.text  # single predictions do not need the batch service
+
+        batch.start()
+        retried = requests.post(f"{api.url}/jobs/retry?job_id={first}", headers=headers, timeout=30)
+        assert retried.status_code == 202, retried.text
+        assert wait_for(api, first, headers, {"completed", "failed"})["status"] == "completed"
+        again = requests.post(f"{api.url}/jobs/retry?job_id={first}", headers=headers, timeout=30)
+        assert again.status_code == 409 and "only a failed job" in again.json()["error"]
+        foreign = requests.post(f"{api.url}/jobs/retry?job_id={first}", headers=api.headers("bob"), timeout=30)
+        assert foreign.status_code == 404
+
+
+def test_model_services_refuse_pickle_bodies(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    """BentoML unpickles request bodies on every service but its "main" one; ours must not."""
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    payload = pickle.dumps({"rows": Exploit()})
+    with split_topology(pipeline_run, tmp_path) as (api, single, batch):
+        for server, route in ((batch, "/predict"), (single, "/predict"), (single, "/info")):
+            answer = requests.post(
+                f"{server.url}{route}",
+                data=payload,
+                headers={"Content-Type": "application/vnd.bentoml+pickle"},
+                timeout=30,
+            )
+            assert answer.status_code == 415, answer.text
+        pickled = {"Content-Type": "application/vnd.bentoml+pickle", **api.headers()}
+        assert requests.post(f"{api.url}/predict", data=payload, headers=pickled, timeout=30).status_code == 415
+        # ...and the API still reaches both over JSON.
+        predicted = requests.post(f"{api.url}/predict", json=applicant(), headers=api.headers(), timeout=30)
+        assert predicted.status_code == 200, predicted.text
+    assert not marker.exists()
+
+
+def start_and_fail(env: dict[str, str], log: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bentoml", "serve", "service.api:AdmissionsAPI", "--port", str(free_port())]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("problem", ["corrupt", "not-a-directory", "too-many-workers"])
+def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
+    pipeline_run: PipelineRun, tmp_path: Path, problem: str
+) -> None:
+    env = service_env(pipeline_run, tmp_path)
+    if problem == "corrupt":
+        Path(env["ADMISSIONS_JOBS_DB"]).write_bytes(b"this is not a database file, " * 100)
+        expected = "file is not a database"
+    elif problem == "not-a-directory":
+        (tmp_path / "plain-file").write_text("x")
+        env["ADMISSIONS_JOBS_DB"] = str(tmp_path / "plain-file" / "jobs.sqlite")
+        expected = "plain-file is not a folder"
+    else:
+        env["ADMISSIONS_API_WORKERS"] = "64"
+        expected = "ADMISSIONS_API_WORKERS must be at most 32"
+    done = start_and_fail(env, tmp_path / "serve.log")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert expected in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs: remounted read-only or filled up to fault the jobs database for real."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs to fault the jobs database needs root (CI runs as root)")
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_a_failing_jobs_database_answers_503_while_predictions_go_on(
+    pipeline_run: PipelineRun, tmp_path: Path, small_tmpfs: Path, fault: str
+) -> None:
+    env = service_env(pipeline_run, tmp_path, ADMISSIONS_JOBS_DB=str(small_tmpfs / "jobs.sqlite"))
+    server = Server(env, tmp_path / "serve.log").start()
+    filler = small_tmpfs / "filler"
+    try:
+        api = Service(server.url, env, pipeline_run.model_tag, server)
+        headers = api.headers()
+        if fault == "read-only":
+            subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+        else:
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+        rows = applicants(MAX_JOB, seed=13)
+        refused = requests.post(f"{api.url}/jobs", json={"applicants": rows}, headers=headers, timeout=30)
+        assert refused.status_code == 503, refused.text
+        assert "jobs database" in refused.json()["error"]
+        assert requests.get(f"{api.url}/readyz", timeout=30).status_code == 503
+        predicted = requests.post(f"{api.url}/predict", json=applicant(), headers=headers, timeout=30)
+        assert predicted.status_code == 200, predicted.text
+
+        if fault == "read-only":
+            subprocess.run(["mount", "-o", "remount,rw", str(small_tmpfs)], check=True)
+        else:
+            filler.unlink()
+        job_id = submit(api, rows, headers)
+        assert wait_for(api, job_id, headers, {"completed", "failed"})["status"] == "completed"
+        assert requests.get(f"{api.url}/readyz", timeout=30).status_code == 200
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["mount", "-o", "remount,rw", str(small_tmpfs)], check=True, capture_output=True)
+        server.stop()
+
+
+def test_sigkill_of_the_server_group_leaves_no_serving_process(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    env = service_env(pipeline_run, tmp_path)
+    server = Server(env, tmp_path / "serve.log").start()
+    assert server.process is not None
+    tree = psutil.Process(server.process.pid).children(recursive=True)
+    assert len(tree) >= 3  # API workers and the batch model service
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(10)
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    leftovers = [p.pid for p in alive]
+    for process in alive:  # do not leave them to the next test
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    assert leftovers == []
+    again = Server(env, tmp_path / "serve.log", port=server.port).start()  # the port is free again
+    again.stop()
