@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 PYTHON ?= python3.11
 RAW_DATA ?= data/Admission_Predict_Ver1.1.csv
+ARTEFACTS ?= artefacts
 SCHEDULER ?= local
 WORKERS ?= 2
 LUIGID_HOST ?= 127.0.0.1
@@ -24,7 +25,9 @@ else
 $(error SCHEDULER must be 'local' or 'central', not '$(SCHEDULER)')
 endif
 PIPELINE := $(PY) -m pipeline run
-PIPELINE_ARGS := --raw-data $(RAW_DATA) $(SCHEDULER_ARGS) --workers $(WORKERS)
+# Paths go through the environment, quoted: a space (or any other character) in them stays in them.
+export RAW_DATA ARTEFACTS
+PIPELINE_ARGS = --raw-data "$$RAW_DATA" --artefacts-dir "$$ARTEFACTS" $(SCHEDULER_ARGS) --workers $(WORKERS)
 
 .PHONY: help env-create pipeline register build-bento build-docker run-docker stop-docker test-docker test lint format clean lock visualiser stop-visualiser
 
@@ -32,16 +35,24 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(TOX):
+	@echo "Creating $(BOOTSTRAP)/ with tox from requirements/bootstrap.txt (about 10 s)"
 	$(PYTHON) -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/pip install --quiet --disable-pip-version-check -r requirements/bootstrap.txt
 
+# pip prints nothing through tox for the 1-2 minutes it installs: count the installed packages meanwhile.
+PROGRESS_EVERY ?= 10
 $(ENV_STAMP): $(TOX) requirements/dev.txt tox.ini
-	$(TOX) run -e dev --recreate
+	@total=$$(grep -c '==' requirements/dev.txt); \
+	echo "Creating $(ENV)/ from requirements/dev.txt with tox: $$total packages, about 2 minutes"; \
+	count() { ls -d $(ENV)/lib/python*/site-packages/*.dist-info 2>/dev/null | wc -l; }; \
+	( while sleep $(PROGRESS_EVERY); do echo "  ... $$(count) of $$total packages installed"; done ) & ticker=$$!; \
+	$(TOX) run -e dev --recreate; status=$$?; kill $$ticker 2>/dev/null; \
+	echo "$(ENV)/: $$(count) packages installed (tox exit $$status)"; exit $$status
 	touch $@
 
 env-create: $(ENV_STAMP) ## create the locked environment (.tox/dev) with tox
 
-pipeline: $(ENV_STAMP) ## run the pipeline through BuildBento (RAW_DATA=..., SCHEDULER=local|central, WORKERS=2)
+pipeline: $(ENV_STAMP) ## run the pipeline through BuildBento (RAW_DATA=..., ARTEFACTS=artefacts, SCHEDULER=local|central, WORKERS=2)
 	$(PIPELINE) BuildBento $(PIPELINE_ARGS)
 
 register: $(ENV_STAMP) ## run the pipeline only up to the registered model (RegisterModel)

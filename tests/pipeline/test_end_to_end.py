@@ -36,7 +36,25 @@ def task_folders(artefacts: Path) -> list[Path]:
 def test_the_run_prints_luigis_summary_and_succeeds(pipeline_run: PipelineRun) -> None:
     assert "Luigi Execution Summary" in pipeline_run.result.stderr
     assert "11 ran successfully" in pipeline_run.result.stderr
+    assert "- 4 TrainModel" in pipeline_run.result.stderr  # no family hidden behind "..."
     assert "Traceback" not in pipeline_run.result.stderr
+
+
+def test_the_run_ends_with_a_summary_a_person_reads(pipeline_run: PipelineRun) -> None:
+    summary = pipeline_run.result.stderr.split("Pipeline summary\n")[1]
+    lines = dict(line.strip().split(":", 1) for line in summary.strip().splitlines())
+    assert lines["ran"].strip() == "PrepareData, TrainModel x4, EvaluateModel x4, SelectModel, RegisterModel"
+    assert lines["reused"].strip() == "nothing"
+    assert lines["data"].strip() == "500 of 500 rows valid (400 train, 100 test)"
+    assert lines["selected"].strip().startswith(bentoml.models.get(pipeline_run.model_tag).info.labels["candidate"])
+    assert "CV RMSE" in lines["selected"] and "held-out RMSE" in lines["selected"]
+    assert Path(lines["report"].strip()).is_file()
+    assert lines["model"].strip() == pipeline_run.model_tag
+
+
+def test_log_lines_are_short(pipeline_run: PipelineRun) -> None:
+    longest = max(pipeline_run.result.stderr.splitlines(), key=len)
+    assert len(longest) <= 200, longest  # Luigi's own were 400-600 characters of parameters
 
 
 def test_every_output_carries_a_manifest_that_matches_it(pipeline_run: PipelineRun) -> None:
@@ -63,12 +81,26 @@ def test_the_registered_model_traces_back_to_the_raw_file(pipeline_run: Pipeline
     model = bentoml.models.get(pipeline_run.model_tag)
     assert model.info.labels["data_sha256"] == sha256_file(RAW_DATA)[:12]
     assert model.info.labels["candidate"] == model.info.metadata["candidate"]
-    chain = model.info.metadata["lineage"]
+    lineage_file = Path(model.path) / model.info.metadata["manifest"]["lineage_file"]
+    chain = json.loads(lineage_file.read_text())["lineage"]
     assert chain[0]["task_family"] == "SelectModel"
     assert sum(m["task_family"] == "TrainModel" for m in chain) == 4
     prepare = next(m for m in chain if m["task_family"] == "PrepareData")
     assert prepare["rows"] == {"raw": 500, "valid": 500, "rejected": 0, "train": 400, "test": 100}
     assert model.info.metadata["manifest"]["code"]["version"] == model.info.labels["code_version"]
+
+
+def test_model_metadata_stays_readable(pipeline_run: PipelineRun) -> None:
+    bentoml_cli = str(Path(sys.executable).parent / "bentoml")
+    env = {**os.environ, "BENTOML_HOME": str(pipeline_run.bentoml_home)}
+    shown = subprocess.run(
+        [bentoml_cli, "models", "get", pipeline_run.model_tag], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert len(shown.splitlines()) <= 120  # the inlined lineage made it 655 lines
+    metadata = bentoml.models.get(pipeline_run.model_tag).info.metadata
+    for key in ("candidate", "selection_reason", "metrics", "hyperparameters", "manifest"):  # what GET /model shows
+        assert metadata[key], key
+    assert "finished_at" not in metadata["manifest"]  # stored before it finished: no made-up time
 
 
 def test_lineage_command_prints_the_chain(pipeline_run: PipelineRun) -> None:
@@ -99,6 +131,7 @@ def test_a_rerun_with_nothing_changed_does_nothing(pipeline_run: PipelineRun) ->
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 complete ones were encountered" in result.stderr
     assert "ran successfully" not in result.stderr
+    assert "  ran:      nothing\n" in result.stderr
     assert task_folders(pipeline_run.artefacts) == before
     assert registered_tag(pipeline_run.bentoml_home) == pipeline_run.model_tag
 
@@ -116,6 +149,56 @@ def test_a_model_deleted_from_the_store_is_registered_again(pipeline_run: Pipeli
     assert again.returncode == 0
     assert "1 ran successfully" in again.stderr
     assert registered_tag(home) == tag
+
+
+def test_make_clean_then_a_run_restores_every_file_without_storing_twice(
+    pipeline_run: PipelineRun, tmp_path: Path
+) -> None:
+    # The session's store holds the model and (after this first run) the Bento; a fresh artefacts
+    # folder is what `make clean` leaves, and a run killed just after storing leaves no manifest either.
+    first = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home, task="BuildBento")
+    assert first.returncode == 0, first.stderr[-3000:]
+    models, bentos = store_contents(pipeline_run.bentoml_home)
+    again = run_pipeline(tmp_path / "artefacts", pipeline_run.bentoml_home, task="BuildBento")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert store_contents(pipeline_run.bentoml_home) == (models, bentos)  # nothing stored twice
+    assert "  reused:   RegisterModel, BuildBento\n" in again.stderr
+    restored = tmp_path / "artefacts"
+    families = {folder.parent.name for folder in task_folders(restored) if (folder / MANIFEST_NAME).is_file()}
+    assert families == {"PrepareData", "TrainModel", "EvaluateModel", "SelectModel", "RegisterModel", "BuildBento"}
+    for pattern in ("SelectModel/*/report.md", "SelectModel/*/comparison.png", "EvaluateModel/*/test_predictions.png"):
+        assert list(restored.glob(pattern)), pattern
+    manifest = json.loads(next(restored.glob(f"BuildBento/*/{MANIFEST_NAME}")).read_text())
+    assert manifest["already_in_store"] is True
+    assert manifest["tag"] in bentos
+
+
+def store_contents(home: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Model and Bento tags with their creation times (a second copy would add or replace one)."""
+    code = (
+        "import bentoml, json; print(json.dumps(["
+        "{str(m.tag): str(m.info.creation_time) for m in bentoml.models.list()},"
+        "{str(b.tag): str(b.info.creation_time) for b in bentoml.list()}]))"
+    )
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    models, bentos = json.loads(done.stdout)
+    return models, bentos
+
+
+def test_lineage_of_a_bento_names_its_model_and_the_raw_file(pipeline_run: PipelineRun) -> None:
+    result = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home, task="BuildBento")
+    assert result.returncode == 0, result.stderr[-3000:]
+    bento_tag = result.stderr.split("  Bento:    ")[1].split()[0]
+    env = {**os.environ, "BENTOML_HOME": str(pipeline_run.bentoml_home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "lineage", bento_tag],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Bento {bento_tag} ")
+    assert f"model {pipeline_run.model_tag} " in done.stdout
+    assert sha256_file(RAW_DATA) in done.stdout
 
 
 def test_two_clean_runs_give_identical_data_metrics_and_predictions(pipeline_run: PipelineRun, tmp_path: Path) -> None:
@@ -152,9 +235,8 @@ def test_a_killed_run_leaves_no_half_written_target(tmp_path: Path) -> None:
         assert "-luigi-tmp-" in folder.name or (folder / MANIFEST_NAME).is_file(), folder
     result = run_pipeline(artefacts, tmp_path / "b", task="SelectModel")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert all(
-        (folder / MANIFEST_NAME).is_file() for folder in task_folders(artefacts) if "-luigi-tmp-" not in folder.name
-    )
+    assert all((folder / MANIFEST_NAME).is_file() for folder in task_folders(artefacts))
+    assert not list(artefacts.glob("*/*-luigi-tmp-*"))  # the killed run's temporary folders are gone
 
 
 @pytest.mark.parametrize(
@@ -165,6 +247,14 @@ def test_a_killed_run_leaves_no_half_written_target(tmp_path: Path) -> None:
         (b"\x00\x01\x02\xff\xfe binary", "is not a UTF-8 CSV file"),
         (b"GRE Score,TOEFL Score\r\n337,118\r\n", "lacks column(s)"),
         (RAW_DATA.read_bytes().replace(b",1,0.9", b",1,9.9"), "break the feature contract"),
+        (RAW_DATA.read_bytes().splitlines(keepends=True)[0], "has a header but no rows"),
+        (
+            b"".join(  # an extra column that also reads as gre_score: which one would be trained on?
+                line.rstrip(b"\r\n") + (b",gre_score\r\n" if n == 0 else b",-4999\r\n")
+                for n, line in enumerate(RAW_DATA.read_bytes().splitlines(keepends=True))
+            ),
+            "column 2 ('GRE Score') and column 10 ('gre_score') both read as 'gre_score'",
+        ),
     ],
 )
 def test_bad_raw_data_fails_with_a_clear_message(tmp_path: Path, content: bytes | None, message: str) -> None:
@@ -187,3 +277,5 @@ def test_a_trailing_summary_row_is_rejected_not_fatal(tmp_path: Path) -> None:
     rejects = next((tmp_path / "artefacts" / "PrepareData").glob("*/rejects.csv")).read_text()
     assert "502," in rejects
     assert "missing value" in rejects
+    assert "1 of 501 rows of" in result.stderr  # within the threshold, but warned about
+    assert "1 rejected, reasons in" in result.stderr
