@@ -18,6 +18,8 @@ import luigi.configuration
 import luigi.interface
 import luigi.retcodes
 from luigi.cmdline_parser import CmdlineParser
+from luigi.parameter import ParameterException
+from luigi.task_register import TaskClassNotFoundException
 
 from pipeline.errors import PipelineError
 from pipeline.provenance import PROJECT_ROOT
@@ -82,8 +84,17 @@ def run(argv: list[str]) -> int:
         with CmdlineParser.global_instance(args) as parsed:
             root, env = parsed.get_task_obj(), luigi.interface.core()
             already_running = luigi.retcodes.retcode().already_running
-    except Exception:  # an unknown task or parameter: Luigi's own run below says which
-        return luigi_exit_code(args)
+    except TaskClassNotFoundException:
+        from pipeline.tasks import __all__ as tasks
+
+        log.error("there is no task %r; the pipeline's tasks are %s", task, ", ".join(tasks))
+        return 2
+    except ParameterException as exc:  # e.g. TrainModel without --candidate
+        log.error("%s", exc)
+        return 2
+    except ValueError as exc:  # e.g. --seed x
+        log.error("a parameter has an invalid value (%s); see `python -m pipeline run %s --help`", exc, task)
+        return 2
     if problem := scheduler_problem(env):
         log.error(problem)
         return 2

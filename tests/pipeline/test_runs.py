@@ -133,3 +133,18 @@ def test_temporary_folders_of_a_live_run_are_kept(tmp_path: Path) -> None:
         result = run(prepare_command(tmp_path / "artefacts"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert folder.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["Nope"], "there is no task 'Nope'; the pipeline's tasks are BuildBento, Containerize"),
+        (["TrainModel"], "requires the 'candidate' parameter to be set"),
+        (["PrepareData", "--seed", "x"], "a parameter has an invalid value"),
+    ],
+)
+def test_a_mistyped_command_is_one_sentence(arguments: list[str], message: str) -> None:
+    result = run([sys.executable, "-m", "pipeline", "run", *arguments, "--local-scheduler"])
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-3000:]
