@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline import task as task_module
 from pipeline.data import PrepareData, check_reject_share, normalise_column, prepare, read_raw, split, validate
 from pipeline.errors import DataError
+from pipeline.task import UNREADABLE
 from tests.conftest import RAW_DATA
 
 HEADER = "Serial No.,GRE Score,TOEFL Score,University Rating,SOP,LOR ,CGPA,Research,Chance of Admit \r\n"
@@ -176,3 +178,19 @@ def test_rejects_within_the_threshold_are_warned_about(tmp_path: Path, caplog: p
         task.produce(out)
     assert "1 of 501 rows" in caplog.text
     assert str(Path(task.output().path) / "rejects.csv") in caplog.text
+
+
+def test_prepare_data_on_an_unreadable_file_fails_in_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, HEADER + GOOD)
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(task_module, "sha256_file", refuse)  # what the task id is computed with
+    monkeypatch.setattr(pd, "read_csv", refuse)
+    task = PrepareData(raw_data=str(path), artefacts_dir=str(tmp_path / "artefacts"))
+    assert task.data_sha256 == UNREADABLE
+    with pytest.raises(DataError, match=rf"raw data file {path} cannot be read: Permission denied"):
+        task.produce(tmp_path)
