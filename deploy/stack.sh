@@ -38,7 +38,8 @@ choose_image() {
             grep -v ':latest$' | head -1 || true)
         if [ -z "$image" ]; then
             local built
-            built=$(docker images --filter "label=$LABEL.model-tag" --format "{{index .Labels \"$LABEL.model-tag\"}}" |
+            built=$(docker images -q --filter "label=$LABEL.model-tag" | sort -u |
+                xargs -r docker image inspect -f "{{index .Config.Labels \"$LABEL.model-tag\"}}" |
                 sort -u | paste -sd, - | sed 's/,/, /g')
             fail "No image serves model $model (images exist for: ${built:-none}); a different model is a different Bento image: run MODEL_VERSION=${MODEL_VERSION} make build-docker first."
         fi
