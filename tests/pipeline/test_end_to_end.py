@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,6 +172,24 @@ def test_make_clean_then_a_run_restores_every_file_without_storing_twice(
     manifest = json.loads(next(restored.glob(f"BuildBento/*/{MANIFEST_NAME}")).read_text())
     assert manifest["already_in_store"] is True
     assert manifest["tag"] in bentos
+
+
+def test_a_run_killed_before_the_lineage_file_was_written_completes_it(
+    pipeline_run: PipelineRun, tmp_path: Path
+) -> None:
+    artefacts, home = tmp_path / "artefacts", tmp_path / "bentoml"  # copies: the session's stay intact
+    shutil.copytree(pipeline_run.artefacts, artefacts)
+    shutil.copytree(pipeline_run.bentoml_home, home)
+    shutil.rmtree(artefacts / "RegisterModel")
+    name, version = pipeline_run.model_tag.split(":")
+    lineage_file = home / "models" / name / version / "lineage.json"
+    lineage_file.unlink()
+    models, _ = store_contents(home)
+    result = run_pipeline(artefacts, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert store_contents(home)[0] == models
+    assert json.loads(lineage_file.read_text())["lineage"][0]["task_family"] == "SelectModel"
+    assert list(artefacts.glob(f"RegisterModel/*/{MANIFEST_NAME}"))
 
 
 def store_contents(home: Path) -> tuple[dict[str, str], dict[str, str]]:
