@@ -177,6 +177,10 @@ class BuildBento(StoreTask):
         manifest.update(model_tag=model_tag, bento_labels=labels)
         build_bento(self.bento_tag, self.bentofile, model_tag, labels)
 
+    def adopt(self, manifest: dict[str, Any]) -> None:
+        # Built by an earlier run (killed before its manifest, or before `make clean`): record what it holds.
+        manifest.update(model_tag=self.model_tag, bento_labels=dict(bentoml.get(self.bento_tag).info.labels))
+
 
 @inherits(BuildBento)
 class Containerize(PipelineTask):

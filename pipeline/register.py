@@ -113,7 +113,7 @@ class RegisterModel(StoreTask):
     def publish(self, manifest: dict[str, Any]) -> None:
         register(self.model_tag, self.input_dir(), manifest)
 
-    def adopt(self) -> None:
+    def adopt(self, manifest: dict[str, Any]) -> None:
         # A run killed between saving the model and writing its lineage file: write it now.
         model = bentoml.models.get(self.model_tag)
         recorded: dict[str, Any] = dict(model.info.metadata)

@@ -151,7 +151,7 @@ class StoreTask(PipelineTask):
         del manifest["finished_at"]  # not known until the item is stored
         manifest["already_in_store"] = bool(self.output().exists())
         if manifest["already_in_store"]:
-            self.adopt()
+            self.adopt(manifest)
         else:
             self.publish(manifest)
         manifest["finished_at"] = _now()
@@ -164,8 +164,9 @@ class StoreTask(PipelineTask):
         """Put the output into its store, with ``manifest`` (without its finish time) attached."""
         raise NotImplementedError
 
-    def adopt(self) -> None:
-        """The item is already in the store (an earlier run stored it): complete what that run may not have."""
+    def adopt(self, manifest: dict[str, Any]) -> None:
+        """The item is already in the store (an earlier run stored it): complete what that run may not have
+        done, and add to ``manifest`` what ``publish`` would have."""
 
 
 def warm_imports() -> None:

@@ -172,6 +172,7 @@ def test_make_clean_then_a_run_restores_every_file_without_storing_twice(
     manifest = json.loads(next(restored.glob(f"BuildBento/*/{MANIFEST_NAME}")).read_text())
     assert manifest["already_in_store"] is True
     assert manifest["tag"] in bentos
+    assert manifest["model_tag"] == pipeline_run.model_tag  # what the reused Bento carries
 
 
 def test_a_run_killed_before_the_lineage_file_was_written_completes_it(
