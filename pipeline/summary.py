@@ -68,7 +68,7 @@ def summarise(root: luigi.Task, started: str) -> str:
         if family in manifests:
             lines.append(f"  {label + ':':<9} {manifests[family][1]['tag']}")
     if "Containerize" in manifests:
-        lines.append(f"  image:    {manifests['Containerize'][1]['image']}")
+        lines.append(f"  image:    {manifests['Containerize'][1].get('image', '(see image.json)')}")
     return "\n".join(lines)
 
 
