@@ -42,7 +42,7 @@ from service.errors import (
     ServiceError,
     ServiceUnavailableError,
 )
-from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly
+from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtATime
 from service.jobs import JobStore
 from service.lifecycle import die_with_parent
 from service.middleware import USER_KEY, BearerAuthMiddleware
@@ -250,6 +250,7 @@ _SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy s
 _SERVICE.add_asgi_middleware(BodyLimit, limits=_BODY_LIMITS, default=settings.DEFAULT_BODY_LIMIT)
 _SERVICE.add_asgi_middleware(JsonBodiesOnly)
 _SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy)
+_SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
 _SERVICE.add_asgi_middleware(BoundedErrors)
 
 

@@ -6,12 +6,15 @@
   local user or another container sends it. The API calls the model services with JSON (models.py).
 - :class:`BodyLimit`: a body over its route's limit gets 413 before it is read whole: at once from its
   Content-Length, or as soon as a chunked body crosses the limit.
+- :class:`OneUploadAtATime`: a worker parses one job upload at a time (a JSON job costs ~1.2 KB of
+  memory per row while it is parsed; bench/job_memory.py), so the job size limit bounds its memory.
 - :class:`BoundedErrors`: BentoML answers a validation error with every problem found, 10-13x the size
   of the request; this keeps the first few and a count, and names the request, not BentoML's classes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,6 +27,7 @@ Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 SHOWN_PROBLEMS = 10
 MAX_ERROR_BYTES = 64 * 1024  # larger error bodies are not parsed again: they are replaced
+MAX_DISCARD_BYTES = 256 * 2**20  # a refused body larger than this is not read at all: the connection closes
 
 
 class JsonBodiesOnly:
@@ -61,6 +65,7 @@ class BodyLimit:
         if declared is not None:  # the server never reads past a declared length
             if declared > limit:
                 await send_error(send, _too_large(scope["path"], limit))
+                await _discard(receive, declared)
                 return
             await self.app(scope, receive, send)
             return
@@ -94,6 +99,25 @@ class BodyLimit:
         except Exception:
             if not refused:
                 raise
+
+
+class OneUploadAtATime:
+    """Requests to ``paths`` wait for each other in this worker before their bodies are read (the
+    waiting bodies stay in the kernel's socket buffers, applying back-pressure to their clients)."""
+
+    def __init__(self, app: Any, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+        self._gate: asyncio.Semaphore | None = None  # made in the serving event loop, on first use
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(1)
+        async with self._gate:
+            await self.app(scope, receive, send)
 
 
 class BoundedErrors:
@@ -166,6 +190,17 @@ def _problem(item: Any) -> str:
     for part in item.get("loc", []):
         location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
     return f"{location or 'body'}: {str(item.get('msg', 'invalid'))[:200]}"
+
+
+async def _discard(receive: Receive, declared: int) -> None:
+    """Read and drop a refused body (up to ``MAX_DISCARD_BYTES``): most clients (requests, browsers)
+    send the whole body before they read the answer, and would see a reset connection, not the 413."""
+    if declared > MAX_DISCARD_BYTES:
+        return
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:

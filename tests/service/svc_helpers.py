@@ -36,6 +36,7 @@ class Server:
     target: str = "service.api:AdmissionsAPI"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    cgroup_procs: Path | None = None  # a cgroup's process list to start in (e.g. under a memory limit)
 
     @property
     def url(self) -> str:
@@ -53,6 +54,8 @@ class Server:
             "--port",
             str(self.port),
         ]
+        if self.cgroup_procs is not None:  # join first, so every worker started later is inside too
+            command = ["sh", "-c", f'echo $$ > "{self.cgroup_procs}" && exec "$@"', "serve", *command]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

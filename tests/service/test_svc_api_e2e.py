@@ -310,3 +310,39 @@ def test_non_json_bodies_are_415(api: Service, content_type: str) -> None:
     for path in ("/predict", "/predict_batch", "/jobs", "/login"):
         answer = requests.post(f"{api.url}{path}", data=b"a=1", headers=headers, timeout=TIMEOUT)
         assert answer.status_code == 415, (path, answer.text)
+
+
+# Bounded requests and answers (issue 13 item 8) ------------------------------------------------------
+
+
+def test_a_huge_login_body_is_refused_before_it_is_read(api: Service) -> None:
+    body = b'{"username": "alice", "password": "x", ' + b", ".join(b'"k%d": 1' % i for i in range(1_000_000)) + b"}"
+    answer = requests.post(f"{api.url}/login", data=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert answer.status_code == 413 and len(answer.content) < 1024
+    assert "/login" in answer.json()["error"]
+
+
+def test_a_chunked_body_over_the_limit_is_refused(api: Service) -> None:
+    def chunks() -> Any:
+        yield b'{"applicants": ['
+        for _ in range(MAX_BATCH * 10):
+            yield json.dumps(applicant()).encode() + b","
+        yield b"{}]}"
+
+    answer = requests.post(f"{api.url}/predict_batch", data=chunks(), headers=api.headers(), timeout=60)
+    assert answer.status_code == 413, answer.text
+
+
+@pytest.mark.parametrize("path", ["/predict", "/jobs"])
+def test_error_answers_stay_small_however_many_problems(api: Service, path: str) -> None:
+    if path == "/predict":
+        body: dict[str, Any] = {**applicant(), **{f"u{i}": 1 for i in range(250)}}  # under the 4 KB limit
+    else:
+        body = {"applicants": [applicant(cgpa=11, gre_score=1, extra=1)] * MAX_JOB}
+    answer = post(api, path, body, api.headers())
+    assert answer.status_code == 400, answer.text[:300]
+    assert len(answer.content) < 4096
+    found = answer.json()
+    assert 1 <= len(found["problems"]) <= 10 and found["problem_count"] >= len(found["problems"])
+    if path == "/predict":
+        assert found["problem_count"] == 250 and "first 10" in found["error"]

@@ -259,3 +259,85 @@ def test_sigkill_of_the_server_group_leaves_no_serving_process(pipeline_run: Pip
     assert leftovers == []
     again = Server(env, tmp_path / "serve.log", port=server.port).start()  # the port is free again
     again.stop()
+
+
+MEMORY_LIMIT = 768 * 2**20  # docker-compose.yml's limit per service
+
+
+@pytest.fixture
+def memory_cgroup() -> Iterator[Path]:
+    """A cgroup (v2 or v1) limited to ``MEMORY_LIMIT`` without swap; yields its process list file."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a memory-limited cgroup needs root (CI runs as root)")
+    name = f"admissions-test-{os.getpid()}"
+    v2, v1 = Path("/sys/fs/cgroup") / name, Path("/sys/fs/cgroup/memory") / name
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        v2.mkdir()
+        (v2 / "memory.max").write_text(str(MEMORY_LIMIT))
+        with contextlib.suppress(OSError):
+            (v2 / "memory.swap.max").write_text("0")
+        folder = v2
+    else:
+        v1.mkdir()
+        (v1 / "memory.limit_in_bytes").write_text(str(MEMORY_LIMIT))
+        with contextlib.suppress(OSError):
+            (v1 / "memory.memsw.limit_in_bytes").write_text(str(MEMORY_LIMIT))
+        folder = v1
+    try:
+        yield folder / "cgroup.procs"
+    finally:
+        for _ in range(50):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+                break
+            time.sleep(0.2)
+
+
+def test_nothing_a_client_sends_kills_a_worker_under_the_memory_limit(
+    pipeline_run: PipelineRun, tmp_path: Path, memory_cgroup: Path
+) -> None:
+    """Three maximum-size JSON jobs at once, a 100 MB batch and an over-size job, against an API server
+    under the compose memory limit (its own container there; the model services run in theirs): every
+    worker survives, the jobs complete, the oversized requests get 413."""
+    base = service_env(pipeline_run, tmp_path, ADMISSIONS_MAX_JOB_SIZE="100000", ADMISSIONS_MAX_BATCH_SIZE="10000")
+    single = Server(base, tmp_path / "single.log", target="service.models:SingleModel").start()
+    batch = Server(base, tmp_path / "batch.log", target="service.models:BatchModel").start()
+    env = {**base, "SINGLE_MODEL_URL": single.url, "BATCH_MODEL_URL": batch.url}
+    server = Server(env, tmp_path / "serve.log", cgroup_procs=memory_cgroup)
+    try:
+        server.start()
+        assert server.process is not None
+        workers = {p.pid for p in psutil.Process(server.process.pid).children(recursive=True)}
+        api = Service(server.url, env, pipeline_run.model_tag, server)
+        headers = {**api.headers(), "Content-Type": "application/json"}
+        job = b'{"applicants": [' + b",".join([_row_json()] * 100_000) + b"]}"
+        huge = b'{"applicants": [' + b",".join([_row_json()] * 800_000) + b"]}"  # ~100 MB
+
+        def post(path: str, body: bytes) -> requests.Response:
+            return requests.post(f"{api.url}{path}", data=body, headers=headers, timeout=300)
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(5) as pool:
+            jobs = [pool.submit(post, "/jobs", job) for _ in range(3)]
+            too_big_batch = pool.submit(post, "/predict_batch", huge)
+            too_big_job = pool.submit(post, "/jobs", huge)
+            answers = [future.result() for future in jobs]
+        assert too_big_batch.result().status_code == 413
+        assert too_big_job.result().status_code == 413
+        assert [a.status_code for a in answers] == [202, 202, 202], [a.text[:200] for a in answers]
+        for answer in answers:
+            assert wait_for(api, answer.json()["job_id"], api.headers(), {"completed", "failed"}, 180)["status"] == (
+                "completed"
+            )
+        alive = {p.pid for p in psutil.Process(server.process.pid).children(recursive=True)}
+        assert alive == workers, server.tail()
+    finally:
+        for each in (server, single, batch):
+            each.stop()
+
+
+def _row_json() -> bytes:
+    import json
+
+    return json.dumps(applicant()).encode()
