@@ -63,14 +63,17 @@ def main(sizes: list[int]) -> int:
     log = folder / "serve.log"
     command = [sys.executable, "-m", "bentoml", "serve", "service.api:AdmissionsAPI", "--port", str(port)]
     with log.open("wb") as sink:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{url}/readyz")
         token = requests.post(f"{url}/login", json={"username": "bench", "password": "bench-password"}, timeout=30)
         headers = {"Authorization": f"Bearer {token.json()['access_token']}", "Content-Type": "application/json"}
         worker = max(psutil.Process(server.pid).children(recursive=True), key=lambda p: p.memory_info().rss)
-        row = {"gre_score": 320, "toefl_score": 110, "university_rating": 4, "sop": 4.5, "lor": 4.0, "cgpa": 9.1, "research": 1}
+        row = {"gre_score": 320, "toefl_score": 110, "university_rating": 4, "sop": 4.5, "lor": 4.0, "cgpa": 9.1}
+        row["research"] = 1
         print(f"{'rows':>9} {'body MB':>8} {'baseline MiB':>13} {'peak MiB':>9} {'bytes/row':>10}")
         for size in sizes:
             body = json.dumps({"applicants": [row] * size}).encode()
@@ -78,7 +81,7 @@ def main(sizes: list[int]) -> int:
             peak = baseline
             done = threading.Event()
 
-            def sample() -> None:
+            def sample(done: threading.Event = done) -> None:
                 nonlocal peak
                 while not done.is_set():
                     peak = max(peak, worker.memory_info().rss)
