@@ -241,3 +241,40 @@ def test_runner_loop_picks_up_jobs_and_releases_on_stop(store: JobStore) -> None
 
     job_id = asyncio.run(scenario())
     assert store.get(job_id).status == PENDING  # put back for the next start
+
+
+def test_the_database_is_private_and_many_processes_can_create_it_at_once(tmp_path: Path) -> None:
+    """Issue 11/13: two API workers on a fresh file once died with 'table jobs already exists'."""
+    import multiprocessing
+    import stat
+
+    path = tmp_path / "fresh" / "jobs.sqlite"
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        pool.map(_open_store, [path] * 12)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert JobStore(path).open().submit("u-1", ROWS).status == PENDING
+
+
+def _open_store(path: Path) -> None:
+    JobStore(path).open().close()
+
+
+def test_a_first_version_jobs_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "jobs.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE jobs (id VARCHAR(32) PRIMARY KEY, owner VARCHAR(64) NOT NULL, status VARCHAR(16) NOT NULL,"
+            " n_rows INTEGER NOT NULL, n_features INTEGER NOT NULL, features BLOB NOT NULL, results BLOB,"
+            " model_tag VARCHAR(128), error TEXT, attempts INTEGER NOT NULL, created_at FLOAT NOT NULL,"
+            " started_at FLOAT, finished_at FLOAT, lease_until FLOAT)"
+        )
+        conn.execute(
+            "INSERT INTO jobs VALUES ('a', 'alice', 'pending', 3, 7, ?, NULL, NULL, NULL, 0, 1.0, NULL, NULL, NULL)",
+            (ROWS.tobytes(),),
+        )
+    store = JobStore(path).open()
+    job = claim(store)
+    assert job.id == "a" and store.complete(job, np.zeros(3), "admissions:x")
