@@ -3,7 +3,7 @@
 #   deploy/stack.sh up      image checks, users file and secret in, `docker compose up --wait`, URL out
 #   deploy/stack.sh down    stops this checkout's stack only (its volumes stay)
 #   deploy/stack.sh name    prints the compose project name
-# Variables: DOCKER_IMAGE, MODEL_VERSION, PORT, COMPOSE_PROJECT_NAME, MONITORING=1, ADMISSIONS_ENV_FILE,
+# Variables: DOCKER_IMAGE, MODEL_VERSION, PORT, COMPOSE_PROJECT_NAME, MONITORING=1, SCALE, ADMISSIONS_ENV_FILE,
 # ADMISSIONS_USERS_HOST_FILE (see docs/docker.md). Every failure is one line on stderr and exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,12 +87,17 @@ up() {
         export PROMETHEUS_IMAGE
         profiles=(--profile monitoring)
     fi
+    local scale=()
+    for replicas in ${SCALE:-}; do  # SCALE="batch=2 single=2": more model-service replicas
+        [[ $replicas =~ ^(single|batch)=[1-9][0-9]*$ ]] || fail "SCALE takes single=N and batch=N, not '$replicas'."
+        scale+=(--scale "$replicas")
+    done
     local model bento
     model=$(docker image inspect -f "{{index .Config.Labels \"$LABEL.model-tag\"}}" "$ADMISSIONS_IMAGE")
     bento=$(docker image inspect -f "{{index .Config.Labels \"$LABEL.bento\"}}" "$ADMISSIONS_IMAGE")
     echo "Starting $COMPOSE_PROJECT_NAME: image $ADMISSIONS_IMAGE (Bento ${bento:-?}, model ${model:-?})"
     local started=$SECONDS
-    docker compose --env-file "$env_file" "${profiles[@]}" up -d --wait --wait-timeout "${WAIT_S:-300}" --pull never ||
+    docker compose --env-file "$env_file" "${profiles[@]}" up -d --wait --wait-timeout "${WAIT_S:-300}" --pull never "${scale[@]}" ||
         fail "The stack did not become healthy; see: docker compose -p $COMPOSE_PROJECT_NAME logs"
     local host=${API_BIND:-127.0.0.1}
     [ "$host" = 0.0.0.0 ] && host=127.0.0.1
