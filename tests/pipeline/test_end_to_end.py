@@ -285,6 +285,8 @@ def test_bad_raw_data_fails_with_a_clear_message(tmp_path: Path, content: bytes 
     assert result.returncode == 30  # luigi.cfg [retcode] task_failed
     assert message in result.stderr
     assert "DataError" in result.stderr
+    assert "  failed:   PrepareData (the error is above)\n" in result.stderr  # the run's summary
+    assert "  blocked:  TrainModel x4, EvaluateModel x4, SelectModel, RegisterModel" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "artefacts").glob("*/*-luigi-tmp-*"))  # nothing half-written left behind
 
