@@ -198,3 +198,14 @@ def test_the_default_project_name_is_this_checkouts_own() -> None:
 
 def engine_reachable() -> bool:
     return run_tool("sh", "-c", "docker info >/dev/null 2>&1").returncode == 0
+
+
+def test_make_passes_bento_tag_and_model_version_to_the_pipeline() -> None:
+    def dry_run(*args: str) -> str:
+        return subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    containerize = dry_run("build-docker", "BENTO_TAG=abc")
+    assert "Containerize" in containerize and "--bento abc" in containerize
+    assert "--model-version def" in dry_run("build-docker", "MODEL_VERSION=def")
+    assert "--model-version def" in dry_run("build-bento", "MODEL_VERSION=def")
+    assert "--bento" not in dry_run("build-docker") and "--model-version" not in dry_run("build-bento")

@@ -158,3 +158,24 @@ def test_run_docker_never_pulls_a_missing_image(tmp_path: Path) -> None:
     first = other_model.stderr.splitlines()[0]
     assert first.startswith("No image serves model admissions:nosuchmodel (images exist for: ")
     assert first.endswith("run MODEL_VERSION=nosuchmodel make build-docker first.")
+
+
+def test_model_version_builds_a_bento_of_that_model(pipeline_run: PipelineRun) -> None:
+    """`MODEL_VERSION=<tag> make build-bento`: nothing upstream runs, the Bento pins that model."""
+    import bentoml
+
+    version = pipeline_run.model_tag.split(":")[1]
+    done = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home, "--model-version", version,
+                        task="BuildBento")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RegisterModel" not in done.stderr.split("Execution Summary")[-1]  # only BuildBento was scheduled
+    pinned = [b for b in bentoml.list("admissions_api") if b.info.args == {"model_tag": pipeline_run.model_tag}]
+    assert pinned, "no Bento pins the given model"
+
+
+def test_without_an_engine_make_build_docker_is_one_sentence(pipeline_run: PipelineRun, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    done = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home, task="Containerize")
+    assert done.returncode == 30, done.stderr[-3000:]
+    assert "PackagingError: no container engine is reachable here" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -42,6 +42,20 @@ def test_run_docker_waited_for_health_and_printed_the_url(stack: Stack) -> None:
     assert all(stack.healthy(service) for service in ("api", *MODEL_SERVICES))
 
 
+def test_model_version_picks_the_image_of_that_model(stack: Stack, pipeline_run) -> None:  # type: ignore[no-untyped-def]
+    again = stack.make(
+        "run-docker", DOCKER_IMAGE="", MODEL_VERSION=pipeline_run.model_tag.split(":")[1], MONITORING="1"
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"model {pipeline_run.model_tag})" in again.stdout
+
+
+def test_stop_docker_stops_only_its_own_stack(stack: Stack) -> None:
+    other = stack.make("stop-docker", COMPOSE_PROJECT_NAME=f"{stack.project}-other")
+    assert other.returncode == 0, other.stderr
+    assert all(stack.healthy(service) for service in ("api", *MODEL_SERVICES))
+
+
 def test_login_and_predict_equal_the_registered_models_own_prediction(stack: Stack, in_process_model) -> None:  # type: ignore[no-untyped-def]
     headers = stack.login()
     answer = stack.post("/predict", APPLICANT, headers)
