@@ -106,14 +106,15 @@ class AdmissionsAPI:
         """Runs once in the serving process before any worker: refuse to start on a bad environment."""
         try:
             loaded = settings.prepare()
-            JobStore(loaded.jobs_db).open().close()  # creates the schema once, before the workers race to
+            store = JobStore(loaded.jobs_url or loaded.jobs_db).open()  # the schema, once, before the workers
+            store.close()
             known = users.load(loaded.users_file)
         except (ConfigurationError, JobStoreUnavailableError, users.UsersFileError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         if loaded.ephemeral_secret:
             print(_EPHEMERAL_WARNING, file=sys.stderr)
-        print(f"admissions: model {MODEL_TAG}; users file {loaded.users_file}; jobs database {loaded.jobs_db}")
+        print(f"admissions: model {MODEL_TAG}; users file {loaded.users_file}; jobs database {store.path}")
         if not known:
             state = "does not exist" if not loaded.users_file.exists() else "has no users"
             print(
@@ -128,7 +129,7 @@ class AdmissionsAPI:
         self.policy = auth.TokenPolicy(
             self.settings.jwt_secret, self.settings.issuer, self.settings.audience, self.settings.token_lifetime_s
         )
-        self.jobs = JobStore(self.settings.jobs_db)
+        self.jobs = JobStore(self.settings.jobs_url or self.settings.jobs_db)
         self.runner = JobRunner(
             self.jobs,
             self._predict_job_rows,

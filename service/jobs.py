@@ -1,7 +1,8 @@
-"""The persistent batch-job store: jobs, their inputs and results in SQLite (SQLAlchemy Core).
+"""The persistent batch-job store: jobs, their inputs and results in SQLite or PostgreSQL (SQLAlchemy Core).
 
-BentoML's own ``@bentoml.task`` store is deleted at every server start, so jobs live here instead, in a
-file that survives restarts. Several API worker processes may share the file. A job is taken with a
+BentoML's own ``@bentoml.task`` store is deleted at every server start, so jobs live here instead: in a
+SQLite file by default (nothing to run), or in PostgreSQL when several API servers (replicas on several
+hosts) share the jobs. Several API worker processes and servers may share the store. A job is taken with a
 conditional UPDATE (only one process wins) that gives it a fresh ``claim_id`` and a lease; every later
 write of that attempt (lease renewal, outcome) is conditional on the same ``claim_id``, so an attempt
 whose lease ran out and whose job was taken again can no longer store anything: a job's outcome is
@@ -92,32 +93,36 @@ class Job:
 
 
 class JobStore:
-    """Jobs in one SQLite file; every method is a short transaction, safe from threads and processes.
+    """Jobs in one database; every method is a short transaction, safe from threads and processes.
 
-    Constructing a store does not touch the file; :meth:`open` creates (or upgrades) the schema and
-    proves the file is readable and writable, raising :class:`JobStoreUnavailableError` with a sentence
-    naming the file otherwise. Any other method raises the same error when the database fails.
+    ``where`` is a SQLite file's path or a SQLAlchemy database URL (``postgresql://...``). Constructing a
+    store does not touch the database; :meth:`open` creates (or upgrades) the schema and proves the
+    database is readable and writable, raising :class:`JobStoreUnavailableError` with a sentence naming
+    it otherwise. Any other method raises the same error when the database fails.
     """
 
-    def __init__(self, path: Path, max_attempts: int = 5) -> None:
-        self.path = path
+    def __init__(self, where: Path | str, max_attempts: int = 5) -> None:
         self.max_attempts = max_attempts
-        self.engine: Engine = sa.create_engine(
-            f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False}, future=True
-        )
-        sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.file: Path | None = None
+        if isinstance(where, Path) or "://" not in where:
+            self.file = Path(where)
+            self.engine: Engine = sa.create_engine(
+                f"sqlite:///{self.file}", connect_args={"timeout": 30, "check_same_thread": False}, future=True
+            )
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            try:
+                self.engine = sa.create_engine(where, pool_pre_ping=True, future=True)
+            except (sa.exc.ArgumentError, ImportError) as exc:
+                raise JobStoreUnavailableError(f"ADMISSIONS_JOBS_URL is not a usable database URL: {exc}") from None
+        # Named in messages and logs, never with its password.
+        self.path = str(self.file) if self.file else self.engine.url.render_as_string(hide_password=True)
 
     def open(self) -> JobStore:
-        """Create the file (mode 0600) and schema if needed and check it is usable; idempotent, and safe
-        when several processes do it at once."""
-        folder = self.path.parent
-        if folder.exists() and not folder.is_dir():
-            raise JobStoreUnavailableError(f"jobs database {self.path} cannot be created: {folder} is not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # private from the first byte
-        except OSError as exc:
-            raise JobStoreUnavailableError(f"jobs database {self.path} cannot be created: {exc.strerror}") from None
+        """Create the database (a file: mode 0600) and schema if needed and check it is usable;
+        idempotent, and safe when several processes or servers do it at once."""
+        if self.file is not None:
+            _create_private_file(self.file)
         with self._guard("cannot be opened"):
             _create_schema(self.engine)
             with self.engine.begin() as conn:  # a write proves the file and its folder are writable
@@ -286,10 +291,21 @@ class JobStore:
         return _DatabaseGuard(self.path, what)
 
 
-class _DatabaseGuard:
-    """Turns a database error into a :class:`JobStoreUnavailableError` naming the file and the problem."""
+def _create_private_file(path: Path) -> None:
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise JobStoreUnavailableError(f"jobs database {path} cannot be created: {folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))  # private from the first byte
+    except OSError as exc:
+        raise JobStoreUnavailableError(f"jobs database {path} cannot be created: {exc.strerror}") from None
 
-    def __init__(self, path: Path, what: str) -> None:
+
+class _DatabaseGuard:
+    """Turns a database error into a :class:`JobStoreUnavailableError` naming the database and the problem."""
+
+    def __init__(self, path: str, what: str) -> None:
         self.path, self.what = path, what
 
     def __enter__(self) -> None:
@@ -297,7 +313,7 @@ class _DatabaseGuard:
 
     def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> None:
         if isinstance(exc, sa.exc.DBAPIError | sa.exc.OperationalError):
-            reason = str(getattr(exc, "orig", exc)) or type(exc).__name__
+            reason = (str(getattr(exc, "orig", exc)) or type(exc).__name__).strip().splitlines()[0]
             raise JobStoreUnavailableError(f"jobs database {self.path} {self.what}: {reason}") from None
 
 
@@ -314,9 +330,19 @@ def _this_attempt(job: Job) -> Any:
     return JOBS.update().where(JOBS.c.id == job.id, JOBS.c.status == RUNNING, JOBS.c.claim_id == job.claim_id)
 
 
+_SCHEMA_LOCK = 0x61646D6973  # any constant: PostgreSQL's advisory lock id for schema changes
+
+
 def _create_schema(engine: Engine) -> None:
-    """``create_all`` checks, then creates: two processes starting at once can both see no table. The
-    loser's "already exists" is harmless, so it is ignored and the check repeated."""
+    """Create or upgrade the schema. ``create_all`` checks, then creates, so processes starting at once
+    can race: PostgreSQL serialises them with an advisory lock; on SQLite the loser's "already exists"
+    is harmless, so it is ignored and the check repeated."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})"))
+            _METADATA.create_all(conn)
+            _migrate(conn)
+        return
     for _ in range(3):
         try:
             _METADATA.create_all(engine)
@@ -324,22 +350,21 @@ def _create_schema(engine: Engine) -> None:
         except sa.exc.OperationalError as exc:
             if "already exists" not in str(exc):
                 raise
-    _migrate(engine)
+    try:
+        with engine.begin() as conn:
+            _migrate(conn)
+    except sa.exc.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
-def _migrate(engine: Engine) -> None:
-    """Add the columns a jobs file from the first schema version lacks (SQLite can add, not alter)."""
-    present = {column["name"] for column in sa.inspect(engine).get_columns("jobs")}
+def _migrate(conn: Any) -> None:
+    """Add the columns a jobs table of the first schema version lacks (added, never altered)."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns("jobs")}
     for column in JOBS.c:
-        if column.name in present:
-            continue
-        kind = column.type.compile(dialect=engine.dialect)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}"))
-        except sa.exc.OperationalError as exc:
-            if "duplicate column" not in str(exc):
-                raise
+        if column.name not in present:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE jobs ADD COLUMN {column.name} {kind}"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -61,6 +61,7 @@ class Settings:
     audience: str
     users_file: Path
     jobs_db: Path
+    jobs_url: str | None
     max_batch_size: int
     max_job_size: int
     job_lease_s: float
@@ -149,6 +150,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         audience=env.get("JWT_AUDIENCE", "").strip() or DEFAULT_AUDIENCE,
         users_file=_path(env, "ADMISSIONS_USERS_FILE", DEFAULT_VAR_DIR / "users.json"),
         jobs_db=_path(env, "ADMISSIONS_JOBS_DB", DEFAULT_VAR_DIR / "jobs.sqlite"),
+        jobs_url=env.get("ADMISSIONS_JOBS_URL", "").strip() or None,
         max_batch_size=max_batch_size(env),
         max_job_size=max_job_size(env),
         job_lease_s=_positive_float(env, "ADMISSIONS_JOB_LEASE_S", DEFAULT_JOB_LEASE_S),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import PipelineRun
+from tests.postgres import postgres  # noqa: F401  (a fixture)
 from tests.service.svc_helpers import Server, Service, service_env
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,9 +25,12 @@ from service.runner import JobRunner
 ROWS = np.arange(21, dtype=np.float64).reshape(3, 7)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> JobStore:
-    return JobStore(tmp_path / "jobs.sqlite").open()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
+    """Every store test runs on a SQLite file and on a real PostgreSQL server (tests/postgres.py)."""
+    if request.param == "sqlite":
+        return JobStore(tmp_path / "jobs.sqlite").open()
+    return JobStore(request.getfixturevalue("postgres").new_database()).open()
 
 
 def test_lifecycle_and_results(store: JobStore) -> None:
@@ -180,8 +184,8 @@ def test_a_failed_job_can_be_retried_by_its_owner_only(store: JobStore) -> None:
         store.retry(job.id, "u-alice")
 
 
-def test_crashed_attempts_are_limited(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite", max_attempts=2).open()
+def test_crashed_attempts_are_limited(store: JobStore) -> None:
+    store.max_attempts = 2
     job = store.submit("alice", ROWS)
     for _ in range(2):
         claim(store, lease_s=0.01)
@@ -278,3 +282,31 @@ def test_a_first_version_jobs_file_is_upgraded_in_place(tmp_path: Path) -> None:
     store = JobStore(path).open()
     job = claim(store)
     assert job.id == "a" and store.complete(job, np.zeros(3), "admissions:x")
+
+
+def test_concurrent_claims_take_each_job_once(store: JobStore) -> None:
+    """Eight threads claiming from 40 jobs at once: every job is taken exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = {store.submit("u-1", ROWS).id for _ in range(40)}
+
+    def take_all(_: int) -> list[str]:
+        taken = []
+        while (job := store.claim(lease_s=60)) is not None:
+            taken.append(job.id)
+        return taken
+
+    with ThreadPoolExecutor(8) as pool:
+        taken = [job_id for batch in pool.map(take_all, range(8)) for job_id in batch]
+    assert sorted(taken) == sorted(ids)
+
+
+def test_a_database_url_is_named_without_its_password(postgres: Any) -> None:
+    url = postgres.new_database().replace("admissions@", "admissions:s3cret@")
+    store = JobStore(url)
+    assert "s3cret" not in store.path and "***" in store.path
+
+
+def test_an_unreachable_database_is_one_sentence() -> None:
+    with pytest.raises(JobStoreUnavailableError, match=r"jobs database postgresql://x:\*\*\*@127.0.0.1:9/db cannot"):
+        JobStore("postgresql://x:pw@127.0.0.1:9/db").open()
