@@ -67,6 +67,7 @@ def cross_validate(
     }
     summary["folds"] = folds
     summary["repeats"] = repeats
+    summary["per_fold_rmse"] = [float(value) for value in table["rmse"]]  # the spread, for the HTML report
     return summary
 
 

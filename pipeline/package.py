@@ -17,8 +17,9 @@ from luigi.util import inherits
 
 from pipeline import container
 from pipeline.errors import PackagingError
+from pipeline.promote import PromoteModel
 from pipeline.provenance import PROJECT_ROOT, git_state, sha256_file, write_json
-from pipeline.register import MODEL_NAME, RegisterModel
+from pipeline.register import MODEL_NAME
 from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask, StoreTask
 
@@ -124,9 +125,9 @@ def image_labels(bento: bentoml.Bento) -> dict[str, str]:
     }
 
 
-@inherits(RegisterModel)
+@inherits(PromoteModel)
 class BuildBento(StoreTask):
-    """The Bento of ``bentofile.yaml`` carrying the registered model, in the Bento store."""
+    """The Bento of ``bentofile.yaml`` carrying the run's model once the promotion gate passed it (Bento store)."""
 
     bentofile = luigi.Parameter(default="bentofile.yaml", description="the Bento's build file")
     build_inputs = luigi.Parameter(
@@ -142,16 +143,16 @@ class BuildBento(StoreTask):
         if values["model_version"]:
             values["model_version"] = full_tag(MODEL_NAME, values["model_version"])
 
-    def requires(self) -> RegisterModel | list[RegisterModel]:
-        # A given model is already registered: nothing upstream to run.
-        return [] if self.model_version else self.clone(RegisterModel)
+    def requires(self) -> PromoteModel | list[PromoteModel]:
+        # A given model is already registered: nothing upstream to run. Otherwise only a promoted model.
+        return [] if self.model_version else self.clone(PromoteModel)
 
     @property
     def model_tag(self) -> str:
         if self.model_version:
             return str(self.model_version)
         upstream = self.requires()
-        assert isinstance(upstream, RegisterModel)
+        assert isinstance(upstream, PromoteModel)
         return upstream.model_tag
 
     @property

@@ -11,6 +11,10 @@ import bentoml
 import luigi
 from luigi.util import inherits
 
+from pipeline.card import CARD_FILE, model_card
+from pipeline.data import PrepareData
+from pipeline.explain import GLOBAL_FILE, ExplainModel
+from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
 from pipeline.provenance import read_manifest, write_json
 from pipeline.selection import SELECTION_FILE, SelectModel
 from pipeline.stores import StoreTarget
@@ -21,9 +25,9 @@ MODEL_NAME = "admissions"
 LINEAGE_FILE = "lineage.json"  # in the model's folder: every upstream manifest
 
 
-def collect_lineage(folder: Path) -> list[dict[str, Any]]:
-    """The manifests of a task folder and of everything upstream of it, nearest first, each once."""
-    chain, seen, queue = [], set(), [folder]
+def collect_lineage(*folders: Path) -> list[dict[str, Any]]:
+    """The manifests of task folders and of everything upstream of them, nearest first, each once."""
+    chain, seen, queue = [], set(), list(folders)
     while queue:
         current = queue.pop(0)
         manifest = read_manifest(current)
@@ -60,17 +64,22 @@ def store_safe(value: Any) -> Any:
     return str(value)
 
 
-def register(tag: str, selection_dir: Path, manifest: dict[str, Any]) -> bentoml.Model:
-    """Save the chosen model with readable metadata; the whole lineage goes into a file beside it."""
-    selection = json.loads((selection_dir / SELECTION_FILE).read_text())
-    model = load_model(selection_dir)
+def register(tag: str, inputs: dict[str, Path], manifest: dict[str, Any]) -> bentoml.Model:
+    """Save the chosen model with readable metadata (intervals and explainer numbers included); the
+    whole lineage and the model card go into files beside it."""
+    selection = json.loads((inputs["selection"] / SELECTION_FILE).read_text())
+    intervals = json.loads((inputs["intervals"] / INTERVALS_FILE).read_text())
+    view = json.loads((inputs["explanation"] / GLOBAL_FILE).read_text())
+    model = load_model(inputs["selection"])
     short = {key: manifest[key] for key in ("task_family", "task_id", "parameters", "code", "started_at")}
     metadata = {
         "candidate": selection["chosen"],
         "selection_reason": selection["reason"],
         "metrics": selection["metrics"],
         "hyperparameters": estimator_parameters(model),
-        "manifest": {**short, "lineage_file": LINEAGE_FILE},
+        "intervals": {key: intervals[key] for key in ("method", "half_widths", "default_level", "coverage")},
+        "explainer": {"feature_means": view["feature_means"]},
+        "manifest": {**short, "lineage_file": LINEAGE_FILE, "card_file": CARD_FILE},
     }
     saved = bentoml.sklearn.save_model(
         tag,
@@ -80,18 +89,31 @@ def register(tag: str, selection_dir: Path, manifest: dict[str, Any]) -> bentoml
         signatures={"predict": {"batchable": True}},
     )
     stored = bentoml.models.get(saved.tag)  # ``saved`` points at the folder it was written in, not the store
-    write_lineage(stored, manifest, selection_dir)
+    write_extras(stored, manifest, inputs)
     return stored
 
 
-def write_lineage(model: bentoml.Model, manifest: dict[str, Any], selection_dir: Path) -> None:
-    """``lineage.json`` in the model's folder (so exports and Bentos carry it), unless it is there already."""
-    path = Path(model.path) / LINEAGE_FILE
-    if path.is_file():
-        return
-    partial = path.with_name(f".{LINEAGE_FILE}.partial")
-    write_json(partial, {"manifest": manifest, "lineage": collect_lineage(selection_dir)})
-    partial.replace(path)  # atomic: a killed run leaves no half-written lineage
+def write_extras(model: bentoml.Model, manifest: dict[str, Any], inputs: dict[str, Path]) -> None:
+    """``lineage.json`` and ``model_card.md`` in the model's folder (so exports and Bentos carry them),
+    unless they are there already; each written atomically, so a killed run leaves none half-written."""
+    folder = Path(model.path)
+    if not (folder / LINEAGE_FILE).is_file():
+        lineage = {"manifest": manifest, "lineage": collect_lineage(*inputs.values())}
+        partial = folder / f".{LINEAGE_FILE}.partial"
+        write_json(partial, lineage)
+        partial.replace(folder / LINEAGE_FILE)
+    if not (folder / CARD_FILE).is_file():
+        card = model_card(
+            str(model.tag),
+            manifest,
+            json.loads((inputs["selection"] / SELECTION_FILE).read_text()),
+            json.loads((inputs["intervals"] / INTERVALS_FILE).read_text()),
+            json.loads((inputs["explanation"] / GLOBAL_FILE).read_text()),
+            read_manifest(inputs["data"]),
+        )
+        partial = folder / f".{CARD_FILE}.partial"
+        partial.write_text(card)
+        partial.replace(folder / CARD_FILE)
 
 
 @inherits(SelectModel)
@@ -100,8 +122,16 @@ class RegisterModel(StoreTask):
 
     model_name = luigi.Parameter(default=MODEL_NAME, description="name of the model in the BentoML store")
 
-    def requires(self) -> SelectModel:
-        return self.clone(SelectModel)
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "selection": self.clone(SelectModel),
+            "intervals": self.clone(CalibrateIntervals),
+            "explanation": self.clone(ExplainModel),
+            "data": self.clone(PrepareData),
+        }
+
+    def inputs(self) -> dict[str, Path]:
+        return {name: self.input_dir(name) for name in ("selection", "intervals", "explanation", "data")}
 
     @property
     def model_tag(self) -> str:
@@ -111,10 +141,10 @@ class RegisterModel(StoreTask):
         return StoreTarget(self.model_tag, bentoml.models.get)
 
     def publish(self, manifest: dict[str, Any]) -> None:
-        register(self.model_tag, self.input_dir(), manifest)
+        register(self.model_tag, self.inputs(), manifest)
 
     def adopt(self, manifest: dict[str, Any]) -> None:
-        # A run killed between saving the model and writing its lineage file: write it now.
+        # A run killed between saving the model and writing its lineage file or card: write them now.
         model = bentoml.models.get(self.model_tag)
         recorded: dict[str, Any] = dict(model.info.metadata)
-        write_lineage(model, recorded["manifest"], self.input_dir())
+        write_extras(model, recorded["manifest"], self.inputs())

@@ -2,9 +2,25 @@
 
 from pipeline.data import PrepareData
 from pipeline.evaluate import EvaluateModel
+from pipeline.explain import ExplainModel
+from pipeline.intervals import CalibrateIntervals
 from pipeline.package import BuildBento, Containerize
+from pipeline.promote import PromoteModel
 from pipeline.register import RegisterModel
+from pipeline.report import ReportRun
 from pipeline.selection import SelectModel
 from pipeline.train import TrainModel
 
-__all__ = ["BuildBento", "Containerize", "EvaluateModel", "PrepareData", "RegisterModel", "SelectModel", "TrainModel"]
+__all__ = [
+    "BuildBento",
+    "CalibrateIntervals",
+    "Containerize",
+    "EvaluateModel",
+    "ExplainModel",
+    "PrepareData",
+    "PromoteModel",
+    "RegisterModel",
+    "ReportRun",
+    "SelectModel",
+    "TrainModel",
+]

@@ -1,0 +1,132 @@
+"""The model card: what the model is for, what it was trained on, how good it is, and where it falls short.
+
+Written in Markdown by RegisterModel into the model's folder in the store (``model_card.md``), so the
+store, every Bento of the model and ``GET /model/card`` carry the same text. docs/model-card.md
+explains each section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.contract import FEATURES, TARGET
+
+CARD_FILE = "model_card.md"
+
+
+def _range(spec: Any) -> str:
+    kind = "integer" if spec.integer else (f"steps of {spec.step:g}" if spec.step else "real")
+    return f"{spec.minimum:g} to {spec.maximum:g} ({kind})"
+
+
+def _spread(score: dict[str, float], digits: int) -> str:
+    return f"{score['mean']:.{digits}f} +- {score['std']:.{digits}f}"
+
+
+def _coverage_rows(coverage: dict[str, Any]) -> str:
+    rows = []
+    for level in sorted(coverage["held_out"], key=float):
+        held, cv = coverage["held_out"][level], coverage["cv"][level]
+        rows.append(
+            f"| {float(level):.0%} | {held['coverage']:.1%} | {cv['coverage']:.1%} | "
+            f"{held['mean_width']:.3f} | {cv['mean_width']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def _global_lines(view: dict[str, Any]) -> str:
+    if view.get("coefficients"):
+        lines = [
+            f"- {c['feature']}: {c['per_unit']:+.4f} per {c['unit']} ({c['per_std']:+.4f} per standard deviation)"
+            for c in view["coefficients"]
+        ]
+        return "Coefficients (change in the predicted chance, other features held fixed):\n\n" + "\n".join(lines)
+    ranked = sorted(view["importances"], key=lambda i: -i["rmse_increase"])
+    lines = [f"- {i['feature']}: held-out RMSE +{i['rmse_increase']:.4f} when shuffled" for i in ranked]
+    return "Permutation importance (held-out split):\n\n" + "\n".join(lines)
+
+
+def model_card(
+    tag: str,
+    manifest: dict[str, Any],
+    selection: dict[str, Any],
+    intervals: dict[str, Any],
+    view: dict[str, Any],
+    data: dict[str, Any],
+) -> str:
+    """The card's Markdown text from the run's own records (no free text but the fixed sections)."""
+    params = manifest["parameters"]
+    metrics = selection["metrics"]
+    cv, test = metrics["cv"], metrics["test"]
+    rows = data.get("rows", {})
+    features = "\n".join(f"| `{s.name}` | {s.description} | {_range(s)} |" for s in FEATURES)
+    level = float(intervals["default_level"])
+    cv_scores = f"{_spread(cv['r2'], 3)} | {_spread(cv['rmse'], 4)} | {_spread(cv['mae'], 4)}"
+    default_cov = intervals["coverage"]["held_out"][f"{level:g}"]["coverage"]
+    return f"""# Model card: {tag}
+
+## Intended use
+
+Decision **support** for graduate-admissions staff: an estimate of an applicant's chance of admission,
+with a {level:.0%} prediction interval and, on request, the features that moved it. It must **never
+make or automate an admission decision**: a person decides, and can see and overrule every input.
+Not for any other university, programme or period than the data below without re-training and
+re-checking.
+
+## Model
+
+- Candidate: **{selection["chosen"]}** (scikit-learn pipeline), chosen by: {selection["reason"]}.
+- Selection rule: {selection["rule"]}.
+- Seed {params["seed"]}; code version `{params["code_version"]}`; pipeline task `{manifest["task_id"]}`.
+
+## Training data
+
+- Raw file `{params.get("raw_data", "?")}`, sha256 `{params["data_sha256"]}`.
+- Source: "Graduate Admission 2" (Mohan S Acharya et al., ICCIDS 2019), CC0; see data/README.md.
+- {rows.get("valid", "?")} valid rows of {rows.get("raw", "?")} ({rows.get("rejected", "?")} rejected);
+  {rows.get("train", "?")} for training, {rows.get("test", "?")} held out (test share {params["test_size"]}).
+
+## Features (the API refuses values outside these ranges)
+
+| feature | meaning | valid values |
+|---|---|---|
+{features}
+
+Output: `{TARGET.name}`, {TARGET.description}, clipped to [0, 1].
+
+## Metrics
+
+| | R^2 | RMSE | MAE |
+|---|---|---|---|
+| cross-validation ({cv["folds"]}-fold x {cv["repeats"]}, mean +- std) | {cv_scores} |
+| held-out split | {test["r2"]:.3f} | {test["rmse"]:.4f} | {test["mae"]:.4f} |
+
+## Prediction intervals
+
+{intervals["method"]}. Served by default at {level:.0%} (held-out coverage {default_cov:.1%});
+other calibrated levels on request. Measured coverage next to the nominal level:
+
+| nominal | held-out coverage | CV coverage | held-out mean width | CV mean width |
+|---|---|---|---|---|
+{_coverage_rows(intervals["coverage"])}
+
+Held-out: {intervals["coverage"]["held_out_rows"]} rows; CV: {intervals["coverage"]["cv_rows"]} out-of-fold predictions.
+Coverage is an average over applicants, not a guarantee for any one applicant.
+
+## What drives the predictions
+
+{_global_lines(view)}
+
+## Limitations
+
+- One university's applicants ({rows.get("valid", "?")} profiles) from one period: the model has not seen
+  other institutions, programmes or years, and the relation between scores and admission drifts.
+- The target is a *stated* chance of admission from the original survey, not an observed decision.
+- The data holds **no protected attributes** (gender, nationality, age, disability, ...), so no fairness
+  audit is possible from it: the model can still be unfair through proxies (e.g. TOEFL, university
+  rating), and nothing here shows it is not.
+- Scores are correlated (GRE, TOEFL, CGPA): single coefficients and contributions split shared effects
+  between them and are not causal.
+- Inputs outside the ranges above are refused; combinations rare in the data (e.g. a high GRE with a
+  low CGPA) are extrapolation even when each value is in range.
+"""

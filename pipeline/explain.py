@@ -1,0 +1,144 @@
+"""ExplainModel: the selected model's global view, and what the service needs to explain single predictions.
+
+- coefficients in the features' own units (linear models: the change in chance per GRE point, per CGPA
+  point, ...; also per standard deviation, to compare features with different units);
+- permutation importance on the held-out split (scikit-learn's, any model): how much the held-out
+  RMSE grows when one feature's values are shuffled;
+- partial dependence of the chance (clipped, as served) on CGPA and GRE over the training data;
+- the training means of the features, stored with the model for per-prediction explanations
+  (service/explain.py: weight x (value - mean)).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import luigi
+import numpy as np
+import pandas as pd
+from luigi.util import inherits
+
+from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
+from pipeline.plots import PLOT_META
+from pipeline.provenance import write_json
+from pipeline.selection import SelectModel
+from pipeline.task import PipelineTask
+from pipeline.train import load_model
+from service.contract import FEATURE_NAMES, FEATURES, to_chance
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+GLOBAL_FILE, GLOBAL_PLOT = "global.json", "global.png"
+PD_FEATURES = ("cgpa", "gre_score")
+UNITS = {
+    "gre_score": "GRE point",
+    "toefl_score": "TOEFL point",
+    "university_rating": "rating step",
+    "sop": "SOP point",
+    "lor": "LOR point",
+    "cgpa": "CGPA point (of 10)",
+    "research": "research experience (0 -> 1)",
+}
+_GRID = 21
+
+
+def coefficients(model: Pipeline, features: pd.DataFrame) -> list[dict[str, Any]] | None:
+    """Per-unit and per-standard-deviation effects of a linear model; None for other models."""
+    from service.predictor import Predictor
+
+    affine = Predictor(model, "explain").affine
+    if affine is None:
+        return None
+    weights, _ = affine
+    spread = features.std(ddof=0)
+    return [
+        {
+            "feature": name,
+            "per_unit": float(weight),
+            "unit": UNITS[name],
+            "per_std": float(weight * spread[name]),
+        }
+        for name, weight in zip(FEATURE_NAMES, weights, strict=True)
+    ]
+
+
+def importances(model: Pipeline, features: pd.DataFrame, target: np.ndarray, seed: int) -> list[dict[str, Any]]:
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(
+        model, features, target, scoring="neg_root_mean_squared_error", n_repeats=10, random_state=seed
+    )
+    return [
+        {"feature": name, "rmse_increase": float(mean), "std": float(std)}
+        for name, mean, std in zip(FEATURE_NAMES, result.importances_mean, result.importances_std, strict=True)
+    ]
+
+
+def partial_dependence(model: Pipeline, features: pd.DataFrame, name: str) -> dict[str, list[float]]:
+    """Mean served chance over the training rows with ``name`` set to each grid value (brute force, so
+    the clipping to [0, 1] is inside the mean, as the service applies it)."""
+    spec = next(spec for spec in FEATURES if spec.name == name)
+    low, high = features[name].quantile(0.02), features[name].quantile(0.98)
+    grid = np.linspace(low, high, _GRID)
+    if spec.integer:
+        grid = np.unique(np.round(grid))
+    means = []
+    for value in grid:
+        varied = features.copy()
+        varied[name] = value
+        means.append(float(to_chance(model.predict(varied)).mean()))
+    return {"grid": [float(v) for v in grid], "chance": means}
+
+
+def plot_global(view: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 3.6), dpi=80)
+    axes = figure.subplots(1, 1 + len(PD_FEATURES))
+    if view["coefficients"]:
+        axes[0].barh([c["feature"] for c in view["coefficients"]], [c["per_std"] for c in view["coefficients"]])
+        axes[0].set(title="Effect of +1 std (linear)", xlabel="change in chance")
+    else:
+        axes[0].barh([i["feature"] for i in view["importances"]], [i["rmse_increase"] for i in view["importances"]])
+        axes[0].set(title="Permutation importance (held-out)", xlabel="RMSE increase")
+    axes[0].invert_yaxis()
+    for axis, name in zip(axes[1:], PD_FEATURES, strict=True):
+        curve = view["partial_dependence"][name]
+        axis.plot(curve["grid"], curve["chance"], marker=".")
+        axis.set(title=f"Partial dependence on {name}", xlabel=name, ylabel="mean predicted chance")
+    figure.tight_layout()
+    figure.savefig(path, metadata=PLOT_META)
+
+
+def explain(selection_dir: Path, data_dir: Path, folder: Path, seed: int) -> dict[str, Any]:
+    model = load_model(selection_dir)
+    features, _ = load_split(data_dir, TRAIN_FILE)
+    test_features, test_target = load_split(data_dir, TEST_FILE)
+    view = {
+        "coefficients": coefficients(model, features),
+        "importances": importances(model, test_features, test_target, seed),
+        "partial_dependence": {name: partial_dependence(model, features, name) for name in PD_FEATURES},
+        "feature_means": {name: float(features[name].mean()) for name in FEATURE_NAMES},
+    }
+    write_json(folder / GLOBAL_FILE, view)
+    plot_global(view, folder / GLOBAL_PLOT)
+    return {}
+
+
+def embedded_png(path: Path) -> str:
+    """A PNG as a data URI, for reports that must open offline from one file."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+@inherits(SelectModel)
+class ExplainModel(PipelineTask):
+    """global.json (coefficients or importances, partial dependence, training means) and global.png."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {"selection": self.clone(SelectModel), "data": self.clone(PrepareData)}
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        return explain(self.input_dir("selection"), self.input_dir("data"), folder, self.seed)

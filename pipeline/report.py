@@ -1,0 +1,201 @@
+"""ReportRun: one self-contained HTML file per run (plots embedded as data URIs, no scripts, no links out).
+
+Candidate comparison with the CV RMSE of every fold, predicted vs actual, residuals against each
+feature, interval coverage overall and by decile, the global view, the model card and the run's
+lineage. It is written before the promotion gate, so a refused model has its report too. The Markdown
+report of SelectModel stays for terminals.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import luigi
+import pandas as pd
+from luigi.util import inherits
+
+from pipeline.card import CARD_FILE
+from pipeline.data import TEST_FILE, PrepareData, load_split
+from pipeline.evaluate import PREDICTIONS_FILE, EvaluateModel
+from pipeline.explain import GLOBAL_FILE, GLOBAL_PLOT, ExplainModel, embedded_png
+from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
+from pipeline.plots import PLOT_META
+from pipeline.provenance import read_manifest
+from pipeline.register import LINEAGE_FILE, RegisterModel
+from pipeline.selection import SELECTION_FILE, SelectModel
+from pipeline.task import PipelineTask
+from service.contract import FEATURE_NAMES
+
+REPORT_HTML = "report.html"
+_STYLE = (
+    "body{font-family:sans-serif;max-width:70em;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}img{max-width:100%}pre{background:#f6f6f6;padding:1em;"
+    "white-space:pre-wrap}.chosen{background:#e8f5e9}"
+)
+
+
+def _table(frame: pd.DataFrame, highlight: str | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = "".join(
+            f"<td>{value:.4f}</td>" if isinstance(value, float) else f"<td>{html.escape(str(value))}</td>"
+            for value in row
+        )
+        marker = ' class="chosen"' if highlight is not None and row.iloc[0] == highlight else ""
+        rows.append(f"<tr{marker}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _png(figure: Any, path: Path) -> str:
+    figure.tight_layout()
+    figure.savefig(path, metadata=PLOT_META)
+    return embedded_png(path)
+
+
+def fold_plot(metrics: dict[str, dict[str, Any]], chosen: str, path: Path) -> str:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3.5), dpi=80)
+    axis = figure.subplots()
+    names = list(metrics)
+    for i, name in enumerate(names):
+        values = metrics[name]["cv"].get("per_fold_rmse", [])
+        axis.scatter(values, [i] * len(values), alpha=0.6, color="tab:green" if name == chosen else "tab:blue")
+        axis.scatter([metrics[name]["cv"]["rmse"]["mean"]], [i], marker="|", s=400, color="black")
+    axis.set_yticks(range(len(names)), names)
+    axis.invert_yaxis()
+    axis.set(xlabel="CV RMSE per fold (bar: mean)", title="Candidates: the spread over folds")
+    return _png(figure, path)
+
+
+def residual_plot(predictions: pd.DataFrame, features: pd.DataFrame, path: Path) -> str:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 5.5), dpi=70)
+    axes = figure.subplots(2, 4).ravel()
+    residual = predictions["actual"] - predictions["predicted"]
+    for axis, name in zip(axes, FEATURE_NAMES, strict=False):
+        axis.scatter(features.loc[predictions.index, name], residual, s=8, alpha=0.6)
+        axis.axhline(0, color="grey", linewidth=1, linestyle="--")
+        axis.set(xlabel=name, ylabel="actual - predicted")
+    axes[-1].hist(residual, bins=20)
+    axes[-1].set(xlabel="residual", title="Residuals (held-out)")
+    return _png(figure, path)
+
+
+def decile_plot(deciles: list[dict[str, Any]], level: float, path: Path) -> str:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 3.2), dpi=80)
+    axis = figure.subplots()
+    axis.bar([d["decile"] for d in deciles], [d["coverage"] for d in deciles])
+    axis.axhline(level, color="black", linestyle="--", linewidth=1, label=f"nominal {level:.0%}")
+    axis.set(xlabel="decile of the predicted chance (1 = lowest)", ylabel="coverage", ylim=(0, 1.05))
+    axis.set_title("Interval coverage by decile (out-of-fold)")
+    axis.legend(loc="lower right")
+    return _png(figure, path)
+
+
+def coverage_table(intervals: dict[str, Any]) -> pd.DataFrame:
+    cov = intervals["coverage"]
+    return pd.DataFrame(
+        [
+            {
+                "nominal": f"{float(level):.0%}",
+                "half-width": float(intervals["half_widths"][level]),
+                "held-out coverage": float(cov["held_out"][level]["coverage"]),
+                "CV coverage": float(cov["cv"][level]["coverage"]),
+                "held-out mean width": float(cov["held_out"][level]["mean_width"]),
+                "CV mean width": float(cov["cv"][level]["mean_width"]),
+            }
+            for level in sorted(cov["held_out"], key=float)
+        ]
+    )
+
+
+def render(inputs: dict[str, Path], evaluations: dict[str, Path], tag: str, folder: Path) -> str:
+    selection = json.loads((inputs["selection"] / SELECTION_FILE).read_text())
+    intervals = json.loads((inputs["intervals"] / INTERVALS_FILE).read_text())
+    view = json.loads((inputs["explanation"] / GLOBAL_FILE).read_text())
+    metrics = {name: json.loads((path / "metrics.json").read_text()) for name, path in evaluations.items()}
+    chosen = selection["chosen"]
+    columns = ["candidate", "cv_rmse", "cv_rmse_std", "cv_r2", "test_rmse", "test_r2"]
+    ranking = pd.DataFrame(selection["ranking"])[columns]
+    predictions = pd.read_csv(evaluations[chosen] / PREDICTIONS_FILE, index_col=0)
+    test_features, _ = load_split(inputs["data"], TEST_FILE)
+    model_folder = Path(bentoml.models.get(tag).path)
+    card = (model_folder / CARD_FILE).read_text() if (model_folder / CARD_FILE).is_file() else "(no card)"
+    lineage = json.loads((model_folder / LINEAGE_FILE).read_text())["lineage"]
+    lineage_frame = pd.DataFrame(
+        [{"task": m["task_family"], "task id": m["task_id"], "finished": m.get("finished_at", "")} for m in lineage]
+    )
+    level = float(intervals["default_level"])
+    global_table = (
+        pd.DataFrame(view["coefficients"])[["feature", "per_unit", "unit", "per_std"]]
+        if view["coefficients"]
+        else pd.DataFrame(view["importances"])
+    )
+    data = read_manifest(inputs["data"])
+    deciles = decile_plot(intervals["coverage"]["cv_by_decile"], level, folder / "deciles.png")
+    sections = [
+        f"<h1>Run report: {html.escape(tag)}</h1>",
+        f"<p>Data sha256 <code>{data['parameters']['data_sha256']}</code>; {data['rows']['train']} training and "
+        f"{data['rows']['test']} held-out rows. <b>Selected: {html.escape(chosen)}</b>. "
+        f"{html.escape(selection['reason'])}.</p>",
+        "<h2>Candidates</h2>",
+        _table(ranking, highlight=chosen),
+        f'<img alt="CV per fold" src="{fold_plot(metrics, chosen, folder / "folds.png")}">',
+        f"<h2>Predicted vs actual ({html.escape(chosen)}, held-out)</h2>",
+        f'<img alt="predicted vs actual" src="{embedded_png(evaluations[chosen] / "test_predictions.png")}">',
+        "<h2>Residuals against each feature (held-out)</h2>",
+        f'<img alt="residuals" src="{residual_plot(predictions, test_features, folder / "residuals.png")}">',
+        "<h2>Prediction intervals</h2>",
+        f"<p>{html.escape(intervals['method'])}.</p>",
+        _table(coverage_table(intervals)),
+        f'<img alt="coverage by decile" src="{deciles}">',
+        "<h2>Global view</h2>",
+        _table(global_table),
+        f'<img alt="global view" src="{embedded_png(inputs["explanation"] / GLOBAL_PLOT)}">',
+        "<h2>Model card</h2>",
+        f"<pre>{html.escape(card)}</pre>",
+        "<h2>Lineage</h2>",
+        _table(lineage_frame),
+    ]
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Run report {html.escape(tag)}</title>'
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
+
+
+@inherits(RegisterModel)
+class ReportRun(PipelineTask):
+    """report.html: the run for a person who reads it in a browser, offline."""
+
+    candidates: list[str]
+
+    def requires(self) -> dict[str, luigi.Task]:
+        tasks: dict[str, luigi.Task] = {
+            "model": self.clone(RegisterModel),
+            "selection": self.clone(SelectModel),
+            "intervals": self.clone(CalibrateIntervals),
+            "explanation": self.clone(ExplainModel),
+            "data": self.clone(PrepareData),
+        }
+        for name in self.candidates:
+            tasks[f"evaluation:{name}"] = self.clone(EvaluateModel, candidate=name)
+        return tasks
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        inputs = {name: self.input_dir(name) for name in ("selection", "intervals", "explanation", "data")}
+        evaluations = {name: self.input_dir(f"evaluation:{name}") for name in self.candidates}
+        tag = self.clone(RegisterModel).model_tag
+        (folder / REPORT_HTML).write_text(render(inputs, evaluations, tag, folder))
+        for plot in ("folds.png", "residuals.png", "deciles.png"):
+            (folder / plot).unlink()  # embedded in the HTML already
+        return {"report": REPORT_HTML}
