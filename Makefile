@@ -107,11 +107,14 @@ stop-visualiser: $(ENV_STAMP) ## stop luigid (SIGTERM: it saves its state first)
 
 # --- Prediction service (issue 3): serve, users, benchmarks --------------------------------------------
 SERVE_HOST ?= 127.0.0.1
-.PHONY: serve users-add bench-service
+.PHONY: serve users-add bench-service openapi
 
 serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) against the registered model; prints the docs URL
 	@echo "Admissions API on http://$(SERVE_HOST):$(PORT)  docs (Swagger UI): http://$(SERVE_HOST):$(PORT)/  OpenAPI: http://$(SERVE_HOST):$(PORT)/docs.json"
 	$(PY) -m bentoml serve service.api:AdmissionsAPI --host $(SERVE_HOST) --port $(PORT)
+
+openapi: $(ENV_STAMP) ## regenerate docs/openapi.yaml (what /docs.json serves with the default settings)
+	$(PY) -m service.openapi > docs/openapi.yaml
 
 users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (password from stdin)
 	@test -n "$(NAME)" || { echo "usage: make users-add NAME=alice" >&2; exit 2; }

@@ -46,6 +46,7 @@ from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtA
 from service.jobs import JobStore
 from service.lifecycle import die_with_parent
 from service.middleware import USER_KEY, BearerAuthMiddleware
+from service.openapi import OpenAPIDocument
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.runner import JobRunner
 
@@ -248,6 +249,7 @@ class _Serving:
 _SERVING = _Serving()
 _SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy still sees the class
 # The first added is the outermost: sizes and media types are checked before anything reads a body.
+_SERVICE.add_asgi_middleware(OpenAPIDocument, service=_SERVICE)
 _SERVICE.add_asgi_middleware(BodyLimit, limits=_BODY_LIMITS, default=settings.DEFAULT_BODY_LIMIT)
 _SERVICE.add_asgi_middleware(JsonBodiesOnly)
 _SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy)
