@@ -176,3 +176,30 @@ def _local(spec: dict, port: int, env: dict[str, str], url_of: dict[str, str], l
     local_env = {k: url_of.get(v, v) for k, v in compose_env.items() if k.endswith("_URL")}
     command[0] = str(Path(sys.executable).parent / command[0])
     return command, {**env, **local_env}, f"http://127.0.0.1:{port}/readyz", log
+
+
+def test_serving_a_bento_never_writes_into_it_and_says_where_its_state_is(
+    bento: dict, pipeline_run: PipelineRun, tmp_path: Path
+) -> None:
+    """Issue 9 item 2: without ADMISSIONS_USERS_FILE and ADMISSIONS_JOBS_DB the defaults once resolved
+    inside the Bento's folder in the store, and the server created jobs.sqlite there."""
+    folder = Path(bentoml.get(bento["tag"]).path)
+    before = sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file())
+    state = tmp_path / "state"
+    env = {"JWT_SECRET_KEY": secrets.token_urlsafe(48), "XDG_STATE_HOME": str(state),
+           "BENTOML_HOME": str(pipeline_run.bentoml_home)}  # fmt: skip
+    for name in ("ADMISSIONS_USERS_FILE", "ADMISSIONS_JOBS_DB", "ADMISSIONS_JOBS_URL"):
+        env[name] = ""
+    port = free_port()
+    command = [sys.executable, "-m", "bentoml", "serve", bento["tag"], "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "serve.log"
+    with running(command, env, f"http://127.0.0.1:{port}/readyz", log):
+        answer = requests.post(f"http://127.0.0.1:{port}/login", json={"username": "a", "password": "b"}, timeout=30)
+        assert answer.status_code == 401
+    output = log.read_text()
+    assert f"users file {state / 'admissions' / 'users.json'}" in output
+    assert f"jobs database {state / 'admissions' / 'jobs.sqlite'}" in output
+    assert "does not exist: every login will fail" in output
+    assert (state / "admissions" / "jobs.sqlite").is_file()
+    after = sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file())
+    assert after == before
