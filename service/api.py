@@ -41,6 +41,7 @@ from service.errors import (
     LoginFailedError,
     ServiceError,
     ServiceUnavailableError,
+    TooManyRequestsError,
 )
 from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtATime
 from service.jobs import JobStore
@@ -49,6 +50,7 @@ from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.openapi import OpenAPIDocument
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.runner import JobRunner
+from service.throttle import LoginThrottle
 
 logger = logging.getLogger("admissions.api")
 BatchRequest = batch_request("BatchRequest", settings.or_exit(settings.max_batch_size))
@@ -77,6 +79,9 @@ def answers_errors(endpoint: Callable[..., Awaitable[T]]) -> Callable[..., Await
         try:
             return await endpoint(*args, **kwargs)
         except ServiceError as exc:
+            if "ctx" in kwargs:  # with a Context parameter BentoML answers with ctx's status and headers
+                kwargs["ctx"].response.status_code = exc.status
+                kwargs["ctx"].response.metadata.update(exc.headers())
             return error_response(exc)
 
     return wrapper
@@ -144,8 +149,11 @@ class AdmissionsAPI:
             logger.error("%s", exc.message)
             self.runner.problem = exc.message
         self._batch_tag: str | None = None
+        self.throttle = LoginThrottle(self.jobs)
+        self._hashing = asyncio.Semaphore(1)
         reads.state.api = self
         _SERVING.policy = self.policy
+        _SERVING.directory = users.Directory(self.settings.users_file)
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
@@ -174,12 +182,20 @@ class AdmissionsAPI:
 
     @bentoml.api(input_spec=LoginRequest, output_spec=TokenResponse)
     @answers_errors
-    async def login(self, username: str, password: str) -> TokenResponse:
-        """Exchange a user name and password for a bearer token."""
-        user_id = await asyncio.to_thread(users.authenticate, self.settings.users_file, username, password)
-        if user_id is None:
+    async def login(self, username: str, password: str, ctx: bentoml.Context) -> TokenResponse:
+        """Exchange a user name and password for a bearer token. After a few failures, 429 with Retry-After."""
+        client = ctx.request.client
+        address = client.host if client else "unknown"
+        wait = await asyncio.to_thread(self.throttle.retry_after, username, address)
+        if wait is not None:  # refused before the expensive hash is computed
+            raise TooManyRequestsError("too many failed logins: try again later", wait)
+        async with self._hashing:  # one argon2 hash at a time per worker: logins cannot take every core
+            user = await asyncio.to_thread(users.authenticate_user, self.settings.users_file, username, password)
+        if user is None:
+            await asyncio.to_thread(self.throttle.failed, username, address)
             raise LoginFailedError()
-        token = auth.issue(self.policy, user_id, name=username)
+        await asyncio.to_thread(self.throttle.succeeded, username, address)
+        token = auth.issue(self.policy, user.id, name=username, generation=user.generation)
         return TokenResponse(access_token=token.access_token, expires_in=token.expires_in)
 
     @bentoml.api(input_spec=Applicant, output_spec=Prediction)
@@ -244,6 +260,7 @@ class _Serving:
     """What the auth middleware needs from the running service (set in ``AdmissionsAPI.__init__``)."""
 
     policy: auth.TokenPolicy | None = None
+    directory: users.Directory | None = None  # tokens of removed users, or from before a new password, are revoked
 
 
 _SERVING = _Serving()
@@ -252,7 +269,7 @@ _SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy s
 _SERVICE.add_asgi_middleware(OpenAPIDocument, service=_SERVICE)
 _SERVICE.add_asgi_middleware(BodyLimit, limits=_BODY_LIMITS, default=settings.DEFAULT_BODY_LIMIT)
 _SERVICE.add_asgi_middleware(JsonBodiesOnly)
-_SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy)
+_SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy, users=lambda: _SERVING.directory)
 _SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
 _SERVICE.add_asgi_middleware(BoundedErrors)
 

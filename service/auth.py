@@ -35,13 +35,16 @@ class IssuedToken:
     expires_in: int
 
 
-def issue(policy: TokenPolicy, subject: str, now: float | None = None, name: str | None = None) -> IssuedToken:
+def issue(
+    policy: TokenPolicy, subject: str, now: float | None = None, name: str | None = None, generation: int = 0
+) -> IssuedToken:
     """A signed token for ``subject`` (the user's stable id; ``name`` is informative) that expires after
-    the policy's lifetime."""
+    the policy's lifetime. ``generation`` is the user's password generation: see :func:`verify_claims`."""
     issued_at = int(time.time() if now is None else now)
     claims = {
         "sub": subject,
         "name": name or subject,
+        "gen": generation,
         "iat": issued_at,
         "nbf": issued_at,
         "exp": issued_at + policy.lifetime_s,
@@ -53,6 +56,11 @@ def issue(policy: TokenPolicy, subject: str, now: float | None = None, name: str
 
 def verify(policy: TokenPolicy, token: str) -> str:
     """The token's subject, or :class:`AuthenticationError` with reason ``expired`` or ``invalid``."""
+    return verify_claims(policy, token)[0]
+
+
+def verify_claims(policy: TokenPolicy, token: str) -> tuple[str, int]:
+    """The token's subject and password generation (0 when absent), or :class:`AuthenticationError`."""
     try:
         claims = jwt.decode(
             token,
@@ -79,10 +87,12 @@ def verify(policy: TokenPolicy, token: str) -> str:
         raise AuthenticationError("invalid", "invalid token: algorithm not allowed") from None
     except jwt.InvalidTokenError:
         raise AuthenticationError("invalid", "invalid token: malformed") from None
-    subject = claims["sub"]
+    subject, generation = claims["sub"], claims.get("gen", 0)
     if not isinstance(subject, str) or not subject:
         raise AuthenticationError("invalid", "invalid token: bad subject")
-    return subject
+    if not isinstance(generation, int):
+        raise AuthenticationError("invalid", "invalid token: bad generation")
+    return subject, generation
 
 
 def bearer_token(header: str | None) -> str:

@@ -10,6 +10,7 @@ ServiceError (500)
 ├── JobConflictError (409)    a retry of a job that has not failed
 ├── PayloadTooLargeError (413) a body over the route's limit, refused before it is read whole
 ├── UnsupportedMediaTypeError (415) a body of a type the route does not take (pickle, multipart, ...)
+├── TooManyRequestsError (429, Retry-After)  too many failed logins
 └── ServiceUnavailableError (503) a model service could not be reached
     └── JobStoreUnavailableError  the jobs database failed (full, read-only, corrupt, locked)
 """
@@ -89,6 +90,17 @@ class UnsupportedMediaTypeError(ServiceError):
 
 class ServiceUnavailableError(ServiceError):
     status = 503
+
+
+class TooManyRequestsError(ServiceError):
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        self.retry_after_s = max(1, int(retry_after_s + 0.999))
+        super().__init__(message, retry_after=self.retry_after_s)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class JobStoreUnavailableError(ServiceUnavailableError):

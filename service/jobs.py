@@ -54,6 +54,14 @@ JOBS = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
 )
 _SUMMARY = [c for c in JOBS.c if c.name not in ("features", "results")]
+# Failed logins per key in the current window (service/throttle.py): shared by every worker and replica.
+LOGIN_FAILURES = sa.Table(
+    "login_failures",
+    _METADATA,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ class JobStore:
         idempotent, and safe when several processes or servers do it at once."""
         if self.file is not None:
             _create_private_file(self.file)
-        with self._guard("cannot be opened"):
+        with self.guard("cannot be opened"):
             _create_schema(self.engine)
             with self.engine.begin() as conn:  # a write proves the file and its folder are writable
                 conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
@@ -132,7 +140,7 @@ class JobStore:
 
     def check(self) -> None:
         """A cheap write transaction: raises :class:`JobStoreUnavailableError` when the store is unusable."""
-        with self._guard("is not usable"), self.engine.begin() as conn:
+        with self.guard("is not usable"), self.engine.begin() as conn:
             conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
 
     def submit(self, owner: str, features: np.ndarray) -> Job:
@@ -148,20 +156,20 @@ class JobStore:
             "attempts": 0,
             "created_at": time.time(),
         }
-        with self._guard("cannot store the job"), self.engine.begin() as conn:
+        with self.guard("cannot store the job"), self.engine.begin() as conn:
             conn.execute(JOBS.insert().values(**row))
         return self.get(row["id"])
 
     def get(self, job_id: str, owner: str | None = None) -> Job:
         """The job, or :class:`NotFoundError` if there is none with that id (for that owner, if given)."""
-        with self._guard("cannot be read"), self.engine.connect() as conn:
+        with self.guard("cannot be read"), self.engine.connect() as conn:
             row = conn.execute(sa.select(*_SUMMARY).where(JOBS.c.id == job_id)).first()
         if row is None or (owner is not None and row.owner != owner):
             raise NotFoundError(f"no job with id {job_id!r}")
         return Job(**{k: v for k, v in row._mapping.items() if k in Job.__dataclass_fields__})
 
     def features(self, job_id: str) -> np.ndarray:
-        with self._guard("cannot be read"), self.engine.connect() as conn:
+        with self.guard("cannot be read"), self.engine.connect() as conn:
             row = conn.execute(sa.select(JOBS.c.features, JOBS.c.n_features).where(JOBS.c.id == job_id)).one()
         return np.frombuffer(row.features, dtype=np.float64).reshape(-1, row.n_features)
 
@@ -170,7 +178,7 @@ class JobStore:
         job = self.get(job_id, owner)
         if job.status != COMPLETED:
             return job, None
-        with self._guard("cannot be read"), self.engine.connect() as conn:
+        with self.guard("cannot be read"), self.engine.connect() as conn:
             blob = conn.execute(sa.select(JOBS.c.results).where(JOBS.c.id == job_id)).scalar_one()
         return job, np.frombuffer(blob, dtype=np.float64)
 
@@ -181,7 +189,7 @@ class JobStore:
         now = time.time()
         claim_id = uuid.uuid4().hex
         runnable = _runnable(now)
-        with self._guard("cannot be read"), self.engine.begin() as conn:
+        with self.guard("cannot be read"), self.engine.begin() as conn:
             candidates = conn.execute(
                 sa.select(JOBS.c.id).where(runnable).order_by(JOBS.c.created_at).limit(8)
             ).scalars()
@@ -210,7 +218,7 @@ class JobStore:
 
     def extend(self, job: Job, lease_s: float) -> bool:
         """Renew the lease of this attempt; False when the attempt lost the job (its lease ran out)."""
-        with self._guard("cannot renew a lease"), self.engine.begin() as conn:
+        with self.guard("cannot renew a lease"), self.engine.begin() as conn:
             renewed = conn.execute(
                 _this_attempt(job).values(lease_until=time.time() + lease_s),
             )
@@ -228,7 +236,7 @@ class JobStore:
         """Back to pending until ``delay_s`` from now: the model service is unavailable. The attempt
         does not count, and the job remembers since when the service has been unavailable."""
         now = time.time()
-        with self._guard("cannot defer the job"), self.engine.begin() as conn:
+        with self.guard("cannot defer the job"), self.engine.begin() as conn:
             conn.execute(
                 _this_attempt(job).values(
                     status=PENDING,
@@ -244,7 +252,7 @@ class JobStore:
 
     def release(self, job: Job) -> None:
         """Put a running job back to pending (on shutdown), so the next process takes it at once."""
-        with self._guard("cannot release the job"), self.engine.begin() as conn:
+        with self.guard("cannot release the job"), self.engine.begin() as conn:
             conn.execute(
                 _this_attempt(job).values(status=PENDING, lease_until=None, claim_id=None, attempts=JOBS.c.attempts - 1)
             )
@@ -252,7 +260,7 @@ class JobStore:
     def retry(self, job_id: str, owner: str) -> Job:
         """A failed job back to pending, by its owner, without uploading it again."""
         job = self.get(job_id, owner)
-        with self._guard("cannot retry the job"), self.engine.begin() as conn:
+        with self.guard("cannot retry the job"), self.engine.begin() as conn:
             reset = conn.execute(
                 JOBS.update()
                 .where(JOBS.c.id == job_id, JOBS.c.status == FAILED)
@@ -272,14 +280,14 @@ class JobStore:
         return self.get(job_id)
 
     def has_runnable(self) -> bool:
-        with self._guard("cannot be read"), self.engine.connect() as conn:
+        with self.guard("cannot be read"), self.engine.connect() as conn:
             return conn.execute(sa.select(JOBS.c.id).where(_runnable(time.time())).limit(1)).first() is not None
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _finish(self, job: Job, **values: Any) -> bool:
-        with self._guard("cannot store the job's outcome"), self.engine.begin() as conn:
+        with self.guard("cannot store the job's outcome"), self.engine.begin() as conn:
             done = conn.execute(
                 _this_attempt(job).values(
                     finished_at=time.time(), lease_until=None, retry_at=None, unavailable_since=None, **values
@@ -287,7 +295,7 @@ class JobStore:
             )
         return done.rowcount == 1
 
-    def _guard(self, what: str) -> _DatabaseGuard:
+    def guard(self, what: str) -> _DatabaseGuard:
         return _DatabaseGuard(self.path, what)
 
 
@@ -359,7 +367,8 @@ def _create_schema(engine: Engine) -> None:
 
 
 def _migrate(conn: Any) -> None:
-    """Add the columns a jobs table of the first schema version lacks (added, never altered)."""
+    """Add the columns a jobs table of the first schema version lacks (added, never altered); new
+    tables come from ``create_all``."""
     present = {column["name"] for column in sa.inspect(conn).get_columns("jobs")}
     for column in JOBS.c:
         if column.name not in present:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from service import auth
-from service.errors import ServiceError, ServiceUnavailableError
+from service.errors import AuthenticationError, ServiceError, ServiceUnavailableError
+from service.users import Directory, UsersFileError
 
 PUBLIC_PATHS = frozenset({"/", "/login", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
@@ -31,9 +32,15 @@ def is_public(path: str) -> bool:
 class BearerAuthMiddleware:
     """Checks ``Authorization: Bearer`` on every non-public HTTP request before the app sees it."""
 
-    def __init__(self, app: Any, policy: Callable[[], auth.TokenPolicy | None]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        policy: Callable[[], auth.TokenPolicy | None],
+        users: Callable[[], Directory | None] = lambda: None,
+    ) -> None:
         self.app = app
         self.policy = policy
+        self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or is_public(scope["path"]):
@@ -55,7 +62,18 @@ class BearerAuthMiddleware:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
-        return auth.verify(policy, auth.bearer_token(header))
+        subject, generation = auth.verify_claims(policy, auth.bearer_token(header))
+        directory = self.users()
+        if directory is not None:
+            try:
+                current = directory.generation(subject)
+            except UsersFileError as exc:
+                raise ServiceUnavailableError(exc.message) from None
+            if current is None:
+                raise AuthenticationError("invalid", "token revoked: the user no longer exists")
+            if generation != current:
+                raise AuthenticationError("invalid", "token revoked: the password was changed; log in again")
+        return subject
 
 
 async def send_error(send: Send, exc: ServiceError) -> None:

@@ -50,6 +50,7 @@ class UsersFileError(ServiceError):
 class User:
     id: str
     hash: str
+    generation: int = 0  # raised by every new password: tokens of an older generation are revoked
 
 
 def load(path: Path) -> dict[str, User]:
@@ -68,7 +69,7 @@ def load(path: Path) -> dict[str, User]:
         if isinstance(entry, str):  # the first format: the name was the id
             loaded[name] = User(id=name, hash=entry)
         elif isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(entry.get("hash"), str):
-            loaded[name] = User(id=entry["id"], hash=entry["hash"])
+            loaded[name] = User(id=entry["id"], hash=entry["hash"], generation=int(entry.get("generation", 0)))
         else:
             raise UsersFileError(f"users file {path}: the entry of user {name!r} has no string 'id' and 'hash'")
     return loaded
@@ -80,7 +81,10 @@ def save(path: Path, users: dict[str, User]) -> None:
     fd, temporary = tempfile.mkstemp(prefix=".users-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            entries = {name: {"id": user.id, "hash": user.hash} for name, user in sorted(users.items())}
+            entries = {
+                name: {"id": user.id, "hash": user.hash, "generation": user.generation}
+                for name, user in sorted(users.items())
+            }
             json.dump({"users": entries}, handle, indent=2)
             handle.write("\n")
         os.chmod(temporary, 0o600)
@@ -99,8 +103,10 @@ def add(path: Path, name: str, password: str, replace: bool = False) -> None:
     users = load(path)
     if name in users and not replace:
         raise UsersFileError(f"user {name!r} already exists (use --replace to set a new password)")
-    kept_id = users[name].id if name in users else f"u-{uuid.uuid4().hex}"  # a new password keeps the jobs
-    users[name] = User(id=kept_id, hash=_HASHER.hash(password))
+    old = users.get(name)
+    kept_id = old.id if old else f"u-{uuid.uuid4().hex}"  # a new password keeps the jobs...
+    generation = old.generation + 1 if old else 0  # ...and revokes the tokens issued before it
+    users[name] = User(id=kept_id, hash=_HASHER.hash(password), generation=generation)
     save(path, users)
 
 
@@ -111,14 +117,42 @@ def remove(path: Path, name: str) -> None:
     save(path, users)
 
 
-def authenticate(path: Path, name: str, password: str) -> str | None:
-    """The user's id if the password matches; takes about as long whether or not the user exists."""
+def authenticate_user(path: Path, name: str, password: str) -> User | None:
+    """The user if the password matches; takes about as long whether or not the user exists."""
     stored = load(path).get(name)
     try:
         matches = _HASHER.verify(stored.hash if stored else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
-    return stored.id if matches and stored is not None else None
+    return stored if matches and stored is not None else None
+
+
+def authenticate(path: Path, name: str, password: str) -> str | None:
+    """The user's id if the password matches (see :func:`authenticate_user`)."""
+    user = authenticate_user(path, name, password)
+    return user.id if user else None
+
+
+class Directory:
+    """The users file by id, re-read only when the file changes: checked on every request (a stat,
+    ~2 µs) so that removing a user or setting a new password revokes their tokens at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._generations: dict[str, int] = {}
+
+    def generation(self, user_id: str) -> int | None:
+        """The user's current token generation; None if no user has that id (removed)."""
+        try:
+            info = self.path.stat()
+            seen = (info.st_mtime_ns, info.st_size)
+        except FileNotFoundError:
+            seen = (0, 0)
+        if seen != self._seen:
+            self._generations = {user.id: user.generation for user in load(self.path).values()}
+            self._seen = seen
+        return self._generations.get(user_id)
 
 
 def _read_password() -> str:

@@ -7,13 +7,15 @@ import json
 import math
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 import requests
 
-from tests.service.svc_helpers import MAX_BATCH, MAX_JOB, Service, applicant, applicants, model_predictions
+from service import users
+from tests.service.svc_helpers import MAX_BATCH, MAX_JOB, PASSWORD, Service, applicant, applicants, model_predictions
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30
@@ -346,3 +348,47 @@ def test_error_answers_stay_small_however_many_problems(api: Service, path: str)
     assert 1 <= len(found["problems"]) <= 10 and found["problem_count"] >= len(found["problems"])
     if path == "/predict":
         assert found["problem_count"] == 250 and "first 10" in found["error"]
+
+
+# Login abuse and revocation (issue 11) ---------------------------------------------------------------
+
+
+def login_from(api: Service, source: str, username: str, password: str) -> tuple[int, dict[str, str], dict]:
+    """POST /login from another loopback address (127.0.0.0/8 all reach the server), as another client."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(api.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source, 0))
+    try:
+        body = json.dumps({"username": username, "password": password})
+        conn.request("POST", "/login", body=body, headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        headers = {name.lower(): value for name, value in answer.getheaders()}
+        return answer.status, headers, json.loads(answer.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_failed_logins_are_throttled_per_client_and_user(api: Service) -> None:
+    users.add(Path(api.env["ADMISSIONS_USERS_FILE"]), "carol", PASSWORD)
+    statuses = [login_from(api, "127.0.0.7", "carol", "wrong password")[0] for _ in range(5)]
+    assert statuses == [401] * 5
+    status, headers, body = login_from(api, "127.0.0.7", "carol", PASSWORD)
+    assert status == 429 and int(headers["retry-after"]) > 0 and "too many failed logins" in body["error"]
+    assert login_from(api, "127.0.0.8", "carol", PASSWORD)[0] == 200  # the real carol, elsewhere
+
+
+def test_a_new_password_or_removing_the_user_revokes_tokens(api: Service) -> None:
+    path = Path(api.env["ADMISSIONS_USERS_FILE"])
+    users.add(path, "dave", PASSWORD)
+    old = {"Authorization": f"Bearer {api.token('dave')}"}
+    assert post(api, "/predict", applicant(), old).status_code == 200
+    users.add(path, "dave", PASSWORD + "-new", replace=True)
+    refused = post(api, "/predict", applicant(), old)
+    assert refused.status_code == 401 and "password was changed" in refused.json()["error"]
+    new = {"Authorization": f"Bearer {api.token('dave', PASSWORD + '-new')}"}
+    assert post(api, "/predict", applicant(), new).status_code == 200
+    users.remove(path, "dave")
+    gone = post(api, "/predict", applicant(), new)
+    assert gone.status_code == 401 and "no longer exists" in gone.json()["error"]

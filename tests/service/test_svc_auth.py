@@ -119,3 +119,8 @@ def test_header_without_a_bearer_token_is_missing(header: str | None) -> None:
 
 def test_bearer_scheme_is_case_insensitive() -> None:
     assert auth.bearer_token("bearer tok.en.x") == "tok.en.x"
+
+
+def test_tokens_carry_the_password_generation() -> None:
+    issued = auth.issue(POLICY, "u-1", generation=3)
+    assert auth.verify_claims(POLICY, issued.access_token) == ("u-1", 3)

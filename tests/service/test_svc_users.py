@@ -118,3 +118,15 @@ def test_command_refuses_a_bad_password_in_one_line(tmp_path: Path, stdin: str) 
     assert result.stderr.startswith("error: password too short")
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_new_password_or_removal_revokes_the_users_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    users.add(path, "alice", "password-1")
+    directory = users.Directory(path)
+    user = users.authenticate_user(path, "alice", "password-1")
+    assert user is not None and directory.generation(user.id) == user.generation == 0
+    users.add(path, "alice", "password-2", replace=True)
+    assert directory.generation(user.id) == 1  # a token of generation 0 is now revoked
+    users.remove(path, "alice")
+    assert directory.generation(user.id) is None
