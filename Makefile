@@ -28,6 +28,9 @@ PIPELINE := $(PY) -m pipeline run
 # Paths go through the environment, quoted: a space (or any other character) in them stays in them.
 export RAW_DATA ARTEFACTS
 PIPELINE_ARGS = --raw-data "$$RAW_DATA" --artefacts-dir "$$ARTEFACTS" $(SCHEDULER_ARGS) --workers $(WORKERS)
+# FORCE_PROMOTE="reason": promote the run's model even if the promotion gate refuses it (the reason is recorded).
+export FORCE_PROMOTE
+GATE_ARGS = $(if $(FORCE_PROMOTE),--force-promote "$$FORCE_PROMOTE")
 
 .PHONY: help env-create pipeline register build-bento build-docker run-docker stop-docker test-docker test lint format clean lock visualiser stop-visualiser
 
@@ -52,14 +55,14 @@ $(ENV_STAMP): $(TOX) requirements/dev.txt tox.ini
 
 env-create: $(ENV_STAMP) ## create the locked environment (.tox/dev) with tox
 
-pipeline: $(ENV_STAMP) ## run the pipeline through BuildBento (RAW_DATA=..., ARTEFACTS=artefacts, SCHEDULER=local|central, WORKERS=2)
-	$(PIPELINE) BuildBento $(PIPELINE_ARGS)
+pipeline: $(ENV_STAMP) ## run the pipeline through BuildBento (RAW_DATA=..., ARTEFACTS=artefacts, SCHEDULER=local|central, WORKERS=2, FORCE_PROMOTE=reason)
+	$(PIPELINE) BuildBento $(PIPELINE_ARGS) $(GATE_ARGS)
 
 register: $(ENV_STAMP) ## run the pipeline only up to the registered model (RegisterModel)
 	$(PIPELINE) RegisterModel $(PIPELINE_ARGS)
 
-build-bento: $(ENV_STAMP) ## the pipeline through BuildBento; MODEL_VERSION=<tag>: a Bento of that registered model
-	$(PIPELINE) BuildBento $(PIPELINE_ARGS) $(MODEL_ARGS)
+build-bento: $(ENV_STAMP) ## the pipeline through the promotion gate and BuildBento; MODEL_VERSION=<tag>: a Bento of that model
+	$(PIPELINE) BuildBento $(PIPELINE_ARGS) $(MODEL_ARGS) $(GATE_ARGS)
 
 # --- Container image and compose stack (docs/docker.md) -------------------------------------------------
 # MODEL_VERSION=<tag>: that registered model instead of the pipeline's; BENTO_TAG=<tag>: that Bento.
@@ -109,7 +112,7 @@ stop-visualiser: $(ENV_STAMP) ## stop luigid (SIGTERM: it saves its state first)
 SERVE_HOST ?= 127.0.0.1
 .PHONY: serve users-add bench-service openapi
 
-serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) against the registered model; prints the docs URL
+serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) with the promoted model (ADMISSIONS_MODEL_TAG= another); prints the docs URL
 	@echo "Admissions API on http://$(SERVE_HOST):$(PORT)  docs (Swagger UI): http://$(SERVE_HOST):$(PORT)/  OpenAPI: http://$(SERVE_HOST):$(PORT)/docs.json"
 	$(PY) -m bentoml serve service.api:AdmissionsAPI --host $(SERVE_HOST) --port $(PORT)
 

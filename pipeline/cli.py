@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline run [TASK] [luigi options]`` and ``python -m pipeline lineage TAG``.
+"""Command line: ``python -m pipeline run [TASK] [luigi options]``, ``lineage TAG``, ``runs``, ``diff A B``.
 
 ``run`` is Luigi's own command line (``luigi --module pipeline.tasks TASK ...``, with the exit codes
 of luigi.cfg's ``[retcode]``), with logging that prints the pipeline's own errors as one line.
@@ -130,16 +130,26 @@ def main(argv: list[str] | None = None) -> int:
     lineage_parser.add_argument(
         "tag", help="model or Bento tag, e.g. admissions:latest, admissions:1a2b3c or admissions_api:latest"
     )
+    commands.add_parser("runs", help="list the registered runs, newest first (parameters that differ, scores)")
+    diff_parser = commands.add_parser("diff", help="parameters and metrics that differ between two runs")
+    diff_parser.add_argument("a", help="a model tag or version, e.g. admissions:1a2b3c or 1a2b3c")
+    diff_parser.add_argument("b", help="the other model tag or version")
     args, rest = parser.parse_known_args(argv)
     configure_logging(args.log_level)
     if args.command == "run":
         return run(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    from pipeline.lineage import print_lineage  # imports BentoML: only when needed
+    from pipeline.history import diff_table, runs_table  # imports BentoML: only when needed
+    from pipeline.lineage import print_lineage
 
     try:
-        print_lineage(args.tag)
+        if args.command == "runs":
+            print(runs_table())
+        elif args.command == "diff":
+            print(diff_table(args.a, args.b))
+        else:
+            print_lineage(args.tag)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,19 @@ from pipeline.provenance import MANIFEST_NAME
 from pipeline.selection import REPORT_FILE, SELECTION_FILE
 from pipeline.task import StoreTask
 
-_ORDER = ("PrepareData", "TrainModel", "EvaluateModel", "SelectModel", "RegisterModel", "BuildBento", "Containerize")
+_ORDER = (
+    "PrepareData",
+    "TrainModel",
+    "EvaluateModel",
+    "SelectModel",
+    "CalibrateIntervals",
+    "ExplainModel",
+    "RegisterModel",
+    "ReportRun",
+    "PromoteModel",
+    "BuildBento",
+    "Containerize",
+)
 
 
 def every_task(root: luigi.Task) -> list[luigi.Task]:
@@ -64,9 +76,17 @@ def summarise(root: luigi.Task, started: str) -> str:
         lines.append(f"  blocked:  {_families(blocked)} (waiting for a failed task)")
     lines += _data_lines(manifests)
     lines += _selection_lines(manifests)
+    if "ReportRun" in manifests:
+        lines.append(
+            f"  html:     {Path(manifests['ReportRun'][0].output().path) / manifests['ReportRun'][1]['report']}"
+        )
     for family, label in (("RegisterModel", "model"), ("BuildBento", "Bento")):
         if family in manifests:
             lines.append(f"  {label + ':':<9} {manifests[family][1]['tag']}")
+        if family == "RegisterModel" and "PromoteModel" in manifests:
+            lines.append(f"  gate:     {manifests['PromoteModel'][1]['promotion']['outcome']}")
+        elif family == "RegisterModel" and "PromoteModel" in failed:
+            lines.append("  gate:     refused (the numbers are above); the model stays in the store, not promoted")
     if "Containerize" in manifests:
         lines.append(f"  image:    {manifests['Containerize'][1].get('image', '(see image.json)')}")
     return "\n".join(lines)

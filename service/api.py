@@ -43,12 +43,14 @@ from service.errors import (
     ServiceUnavailableError,
     TooManyRequestsError,
 )
+from service.explain import ExplanationUnavailableError
+from service.extras import IntervalTables, Options, batch_extras, single_extras
 from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtATime
 from service.jobs import JobStore
 from service.lifecycle import die_with_parent
 from service.middleware import USER_KEY, BearerAuthMiddleware
-from service.openapi import OpenAPIDocument
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
+from service.openapi import OpenAPIDocument
 from service.runner import JobRunner
 from service.throttle import LoginThrottle
 
@@ -151,6 +153,7 @@ class AdmissionsAPI:
         self._batch_tag: str | None = None
         self.throttle = LoginThrottle(self.jobs)
         self._hashing = asyncio.Semaphore(1)
+        self._intervals = IntervalTables()
         reads.state.api = self
         _SERVING.policy = self.policy
         _SERVING.directory = users.Directory(self.settings.users_file)
@@ -200,24 +203,53 @@ class AdmissionsAPI:
 
     @bentoml.api(input_spec=Applicant, output_spec=Prediction)
     @answers_errors
-    async def predict(self, **features: Any) -> Response:
-        """One applicant's chance of admission, from the latency-oriented model service."""
+    async def predict(self, ctx: bentoml.Context, **features: Any) -> Response:
+        """One applicant's chance of admission and its prediction interval, from the latency-oriented model
+        service. Query: ``interval`` (a calibrated level, e.g. 0.8, or ``none``), ``explain=true`` (contributions)."""
         values = [float(features[name]) for name in Applicant.model_fields]
+        options = Options.of(ctx.request.query_params)
         try:
-            result = await self.single.predict(features=values)
+            if options.explain:
+                result = await self.single.explain(features=values)
+            else:
+                result = await self.single.predict(features=values)
+            table = await self._intervals.get(result["model_tag"], self.single.info)
         except Exception as exc:
             raise ServiceUnavailableError(f"the single-prediction model service failed: {type(exc).__name__}") from exc
+        if options.explain and result.get("explanation") is None:
+            raise ExplanationUnavailableError(f"explanations are not available for model {result['model_tag']}")
+        result.update(single_extras(table, options, result["chance"]))
         PREDICTIONS.labels(endpoint="predict", model_tag=result["model_tag"]).inc()
         # Serialised here: BentoML's generic output path cost ~10% of /predict (py-spy); same JSON shape.
         return Response(json.dumps(result), media_type="application/json")
 
     @bentoml.api(input_spec=BatchRequest, output_spec=BatchPrediction)
     @answers_errors
-    async def predict_batch(self, applicants: list[Any]) -> Response:
-        """Chances for 1 .. ADMISSIONS_MAX_BATCH_SIZE applicants, in input order."""
-        chances, tag = await self._predict_rows(as_rows(applicants))
-        PREDICTIONS.labels(endpoint="predict_batch", model_tag=tag).inc(len(chances))
-        return Response(json.dumps({"chances": chances, "model_tag": tag}), media_type="application/json")
+    async def predict_batch(self, applicants: list[Any], ctx: bentoml.Context) -> Response:
+        """Chances and intervals for 1 .. ADMISSIONS_MAX_BATCH_SIZE applicants, in input order. Query as /predict."""
+        options = Options.of(ctx.request.query_params)
+        if options.explain:
+            body = await self._explain_rows(as_rows(applicants))
+        else:
+            chances, tag = await self._predict_rows(as_rows(applicants))
+            body = {"chances": chances, "model_tag": tag}
+        try:
+            table = await self._intervals.get(body["model_tag"], self.batch.to_async.info)
+        except Exception as exc:
+            raise ServiceUnavailableError(f"the batch model service failed: {type(exc).__name__}") from exc
+        body.update(batch_extras(table, options, body["chances"]))
+        PREDICTIONS.labels(endpoint="predict_batch", model_tag=body["model_tag"]).inc(len(body["chances"]))
+        return Response(json.dumps(body), media_type="application/json")
+
+    async def _explain_rows(self, rows: Any) -> dict[str, Any]:
+        """Chances (the same code path as predictions) with contributions, from the batch service, unbatched."""
+        try:
+            result: dict[str, Any] = await self.batch.to_async.explain(rows)
+        except Exception as exc:
+            raise ServiceUnavailableError(f"the batch model service failed: {type(exc).__name__}") from exc
+        if result.get("explanations") is None:
+            raise ExplanationUnavailableError(f"explanations are not available for model {result['model_tag']}")
+        return result
 
     @bentoml.api(route="/jobs", input_spec=JobRequest, output_spec=JobStatus)
     async def submit_job(self, applicants: list[Any], ctx: bentoml.Context) -> JobStatus | Response:
@@ -255,6 +287,13 @@ class AdmissionsAPI:
             raise ServiceUnavailableError(f"the single-prediction model service failed: {type(exc).__name__}") from exc
         return info
 
+    async def model_card(self) -> str:
+        try:
+            card: str = await self.single.card()
+        except Exception as exc:
+            raise ServiceUnavailableError(f"the single-prediction model service failed: {type(exc).__name__}") from exc
+        return card
+
 
 class _Serving:
     """What the auth middleware needs from the running service (set in ``AdmissionsAPI.__init__``)."""
@@ -280,6 +319,17 @@ async def get_model(request: Request) -> Response:
         return JSONResponse(await request.app.state.api.model_info())
     except ServiceError as exc:
         return error_response(exc)
+
+
+async def get_model_card(request: Request) -> Response:
+    """GET /model/card: the serving model's card (Markdown), written by the pipeline and kept with the model."""
+    try:
+        card = await request.app.state.api.model_card()
+    except ServiceError as exc:
+        return error_response(exc)
+    if not card:
+        return JSONResponse({"error": "this model was registered without a model card"}, status_code=404)
+    return Response(card, media_type="text/markdown; charset=utf-8")
 
 
 def job_id(request: Request) -> str:
@@ -325,6 +375,7 @@ async def get_job_results(request: Request) -> Response:
 reads.router.routes.extend(
     [
         Route("/model", get_model, methods=["GET"]),
+        Route("/model/card", get_model_card, methods=["GET"]),
         Route("/jobs/status", get_job, methods=["GET"]),
         Route("/jobs/results", get_job_results, methods=["GET"]),
         Route("/jobs/retry", retry_job, methods=["POST"]),

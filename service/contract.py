@@ -92,14 +92,32 @@ class TokenResponse(BaseModel):
     expires_in: int = Field(description="seconds until the token expires")
 
 
+class Explanation(BaseModel):
+    """Feature contributions: ``base_value + sum(contributions) + clip_adjustment == chance``."""
+
+    base_value: float = Field(description="linear: the prediction at the training means; trees: the training mean")
+    contributions: dict[str, float] = Field(description="per feature, in chance units (linear: w x (value - mean))")
+    clip_adjustment: float = Field(description="chance minus the unclipped model output (0 unless clipped to [0, 1])")
+
+
+_INTERVAL = "conformal prediction interval [low, high], clipped to [0, 1]; null with ?interval=none"
+_LEVEL = "the interval's coverage level (default 0.9; ?interval=0.8 asks another calibrated level)"
+
+
 class Prediction(BaseModel):
     chance: float = Field(ge=0, le=1, description="predicted chance of admission")
     model_tag: str = Field(description="the model that produced the prediction")
+    interval: tuple[float, float] | None = Field(default=None, description=_INTERVAL)
+    interval_level: float | None = Field(default=None, description=_LEVEL)
+    explanation: Explanation | None = Field(default=None, description="with ?explain=true only")
 
 
 class BatchPrediction(BaseModel):
     chances: list[float] = Field(description="predicted chances, in the order of the input rows")
     model_tag: str
+    intervals: list[tuple[float, float]] | None = Field(default=None, description=_INTERVAL)
+    interval_level: float | None = Field(default=None, description=_LEVEL)
+    explanations: list[Explanation] | None = Field(default=None, description="with ?explain=true only")
 
 
 class JobStatus(BaseModel):

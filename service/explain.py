@@ -104,7 +104,7 @@ class _TreeDecomposition:
         parts = np.zeros((len(matrix), len(FEATURE_NAMES)))
         base = 0.0
         for tree, (node_parts, root) in self.trees:
-            parts += np.asarray(tree.decision_path(matrix.astype(np.float32)) @ node_parts)
+            parts += (tree.decision_path(matrix.astype(np.float32)) @ node_parts).toarray()
             base += root
         return np.full(len(matrix), self.offset + self.scale * base), parts * self.scale
 

@@ -9,6 +9,8 @@ clients: they have no authentication of their own and must listen only where the
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -17,14 +19,15 @@ import numpy as np
 from _bentoml_sdk.service.dependency import Dependency
 from bentoml._internal.configuration.containers import BentoMLContainer
 
-from service import settings
+from service import promotion, settings
+from service.explain import Explainer
 from service.guard import BodyLimit, JsonBodiesOnly
 from service.lifecycle import die_with_parent
 from service.patches import cancel_request_timers
 from service.predictor import Predictor
 
 cancel_request_timers()  # see service/patches.py: a BentoML timer per request stalled workers for GC
-MODEL_TAG = settings.model_tag()
+MODEL_TAG = promotion.default_tag(settings.model_tag())  # the promoted model unless one is named
 # A batch never exceeds one /predict_batch request's maximum; bigger inputs (jobs) are split by BentoML.
 BATCH_MAX_ROWS = max(settings.or_exit(settings.max_batch_size), 1_000)
 # Long enough that a full batch never misses it on this 2-core machine (a miss is a 503).
@@ -80,8 +83,8 @@ class JsonDependency(Dependency[Any]):
         return super().get(*args, **kwargs)
 
 
-def model_info(bento_model: Any) -> dict[str, Any]:
-    """Tag, labels and store metadata: what ``GET /model`` shows."""
+def model_info(bento_model: Any, explainer: Explainer | None = None) -> dict[str, Any]:
+    """Tag, labels and store metadata: what ``GET /model`` shows (promotion is added per call: it changes)."""
     metadata = dict(bento_model.info.metadata)
     return {
         "model_tag": str(bento_model.tag),
@@ -92,7 +95,20 @@ def model_info(bento_model: Any) -> dict[str, Any]:
         "metrics": metadata.get("metrics"),
         "hyperparameters": metadata.get("hyperparameters"),
         "manifest": metadata.get("manifest"),
+        "intervals": metadata.get("intervals"),
+        "explanations": explainer.method if explainer is not None else None,
     }
+
+
+def info_now(bento_model: Any, cached: dict[str, Any]) -> dict[str, Any]:
+    """The cached info plus whether the model is the promoted one (read each time: promotion moves on)."""
+    return {**cached, "promotion": promotion.status(str(bento_model.tag), Path(bento_model.path))}
+
+
+def read_card(bento_model: Any) -> str | None:
+    """The model card the pipeline stored in the model's folder (pipeline/card.py), if it has one."""
+    path = Path(bento_model.path) / "model_card.md"
+    return path.read_text() if path.is_file() else None
 
 
 @bentoml.service(name="admissions_single", workers=1, logging=_QUIET, tracing=UNTRACED, traffic={"timeout": 30})
@@ -104,7 +120,8 @@ class SingleModel:
     def __init__(self) -> None:
         die_with_parent()
         self.predictor = Predictor.from_store(self.bento_model)
-        self.info_cache = model_info(self.bento_model)
+        self.explainer = Explainer(self.predictor.original, self.predictor.affine, self.bento_model.info.metadata)
+        self.info_cache = model_info(self.bento_model, self.explainer)
 
     @bentoml.api
     async def predict(self, features: list[float]) -> dict[str, Any]:
@@ -112,8 +129,25 @@ class SingleModel:
         return {"chance": float(self.predictor.predict(np.asarray(features))[0]), "model_tag": self.predictor.tag}
 
     @bentoml.api
+    async def explain(self, features: list[float]) -> dict[str, Any]:
+        """The same chance as ``predict`` (same code path) and its feature contributions (opt-in, slower:
+        500 trees take ~20 ms, so off the event loop, which this service may share with the API)."""
+        return await asyncio.to_thread(self._explain, features)
+
+    def _explain(self, features: list[float]) -> dict[str, Any]:
+        rows = np.asarray(features, dtype=np.float64).reshape(1, -1)
+        chances = self.predictor.predict(rows)
+        explanation = self.explainer.explain(rows, chances)[0] if self.explainer.method else None
+        return {"chance": float(chances[0]), "model_tag": self.predictor.tag, "explanation": explanation}
+
+    @bentoml.api
     async def info(self) -> dict[str, Any]:
-        return self.info_cache
+        return info_now(self.bento_model, self.info_cache)
+
+    @bentoml.api
+    async def card(self) -> str:
+        """The model card (Markdown), or an empty string for a model registered without one."""
+        return read_card(self.bento_model) or ""
 
 
 @bentoml.service(name="admissions_batch", workers=1, logging=_QUIET, tracing=UNTRACED, traffic={"timeout": 60})
@@ -125,7 +159,8 @@ class BatchModel:
     def __init__(self) -> None:
         die_with_parent()
         self.predictor = Predictor.from_store(self.bento_model)
-        self.info_cache = model_info(self.bento_model)
+        self.explainer = Explainer(self.predictor.original, self.predictor.affine, self.bento_model.info.metadata)
+        self.info_cache = model_info(self.bento_model, self.explainer)
 
     @bentoml.api(batchable=True, max_batch_size=BATCH_MAX_ROWS, max_latency_ms=BATCH_MAX_LATENCY_MS)
     def predict(self, rows: np.ndarray) -> np.ndarray:
@@ -133,8 +168,15 @@ class BatchModel:
         return self.predictor.predict(rows)
 
     @bentoml.api
+    def explain(self, rows: np.ndarray) -> dict[str, Any]:
+        """Not batched (explanations are opt-in): the chances, by the same code as ``predict``, and contributions."""
+        chances = self.predictor.predict(rows)
+        explanations = self.explainer.explain(rows, chances) if self.explainer.method else None
+        return {"chances": chances.tolist(), "model_tag": self.predictor.tag, "explanations": explanations}
+
+    @bentoml.api
     async def info(self) -> dict[str, Any]:
-        return self.info_cache
+        return info_now(self.bento_model, self.info_cache)
 
 
 # Model services take JSON only (never pickle) and bounded bodies: a full batch is ~1.5 MB of JSON.

@@ -44,6 +44,19 @@ def promoted_tag(model_name: str, home: Path | None = None) -> str | None:
     return str(record["promoted"]) if record else None
 
 
+def default_tag(configured: str, env: Any = os.environ) -> str:
+    """The model to serve: ``configured`` (settings.model_tag), except that its default, the latest
+    registration, gives way to the promoted model when this store has one and no tag was asked for."""
+    from service.settings import DEFAULT_MODEL_TAG
+
+    if configured != DEFAULT_MODEL_TAG or env.get("ADMISSIONS_MODEL_TAG", "").strip():
+        return configured
+    try:
+        return promoted_tag(configured.split(":", maxsplit=1)[0]) or configured
+    except (OSError, ValueError):  # an unreadable record: serve what the settings say
+        return configured
+
+
 def promote(tag: str, model_folder: Path, details: dict[str, Any], home: Path | None = None) -> dict[str, Any]:
     """Make ``tag`` the promoted model; ``details`` (gate numbers, forced, reason) go into the history."""
     name = tag.split(":", maxsplit=1)[0]

@@ -1,0 +1,63 @@
+"""What a prediction carries besides its chance: the interval (by default) and the explanation (opt-in).
+
+Both are asked for in the query string, so the JSON (or any other) body keeps the applicant contract:
+``?interval=0.8`` (a calibrated level), ``?interval=none``, ``?explain=true``. The interval is computed
+from the chance the model service returned, with the half-widths of the model that returned it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.errors import InvalidInputError
+from service.intervals import IntervalTable
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+@dataclass(frozen=True)
+class Options:
+    interval: str | None  # the raw query value; the model's table decides what it means
+    explain: bool
+
+    @classmethod
+    def of(cls, query: Any) -> Options:
+        """From a request's query parameters; a bad ``explain`` value is a 400 naming it."""
+        explain = str(query.get("explain", "")).strip().lower()
+        if explain not in _TRUE + _FALSE:
+            raise InvalidInputError(f"explain must be true or false, got {explain!r}", field="explain")
+        return cls(query.get("interval"), explain in _TRUE)
+
+
+class IntervalTables:
+    """Each model's interval table, fetched once from the model service's ``info`` and kept by tag."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, IntervalTable] = {}
+
+    async def get(self, tag: str, info: Callable[[], Awaitable[dict[str, Any]]]) -> IntervalTable:
+        table = self._tables.get(tag)
+        if table is None:
+            answer = await info()
+            table = IntervalTable.from_metadata(answer)
+            if answer.get("model_tag") == tag:  # a service restarted with another model: ask again next time
+                self._tables[tag] = table
+        return table
+
+
+def single_extras(table: IntervalTable, options: Options, chance: float) -> dict[str, Any]:
+    level = table.level(options.interval)
+    if level is None:
+        return {"interval": None, "interval_level": None}
+    return {"interval": table.pairs(np.array([chance]), level)[0], "interval_level": level}
+
+
+def batch_extras(table: IntervalTable, options: Options, chances: list[float]) -> dict[str, Any]:
+    level = table.level(options.interval)
+    if level is None:
+        return {"intervals": None, "interval_level": None}
+    return {"intervals": table.pairs(np.asarray(chances, dtype=np.float64), level), "interval_level": level}

@@ -1,0 +1,79 @@
+"""What the registered model carries for trust: calibrated intervals with measured coverage, the
+numbers for explanations, the global view and the model card (session run on the vendored data)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.promote import MetricThreshold
+from tests.conftest import ROOT, PipelineRun
+
+# Stated tolerances: CV coverage pools 800 out-of-fold predictions (binomial sd ~1 point at 90%);
+# the held-out split has 100 rows (sd ~3 points), so it gets about three standard deviations.
+CV_TOLERANCE, HELD_OUT_TOLERANCE = 0.03, 0.10
+
+
+def only(folder: Path, family: str) -> Path:
+    (found,) = (folder / family).iterdir()
+    return found
+
+
+def stored(run: PipelineRun, code: str) -> str:
+    env = {**os.environ, "BENTOML_HOME": str(run.bentoml_home)}
+    command = [sys.executable, "-c", f"import bentoml, json; m = bentoml.models.get({run.model_tag!r}); {code}"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.e2e
+def test_interval_coverage_is_near_nominal_on_held_out_data_and_by_cv(pipeline_run: PipelineRun) -> None:
+    intervals = json.loads((only(pipeline_run.artefacts, "CalibrateIntervals") / "intervals.json").read_text())
+    assert set(intervals["half_widths"]) == {"0.8", "0.9", "0.95"} and intervals["default_level"] == 0.9
+    widths = [intervals["half_widths"][level] for level in ("0.8", "0.9", "0.95")]
+    assert widths == sorted(widths) and widths[0] > 0
+    for level in ("0.8", "0.9", "0.95"):
+        cv, held_out = intervals["coverage"]["cv"][level], intervals["coverage"]["held_out"][level]
+        assert abs(cv["coverage"] - float(level)) <= CV_TOLERANCE, (level, cv)
+        assert abs(held_out["coverage"] - float(level)) <= HELD_OUT_TOLERANCE, (level, held_out)
+        assert 0 < held_out["mean_width"] <= 2 * intervals["half_widths"][level]  # clipping only narrows
+    assert len(intervals["coverage"]["cv_by_decile"]) == 10
+
+
+@pytest.mark.e2e
+def test_the_model_carries_its_intervals_explainer_means_and_card(pipeline_run: PipelineRun) -> None:
+    metadata = json.loads(stored(pipeline_run, "print(json.dumps(dict(m.info.metadata)))"))
+    assert metadata["intervals"]["half_widths"]["0.9"] > 0
+    assert set(metadata["explainer"]["feature_means"]) >= {"gre_score", "cgpa"}
+    card = stored(pipeline_run, "print(open(m.path_of('model_card.md')).read(), end='')")
+    assert card.startswith(f"# Model card: {pipeline_run.model_tag}")
+    for section in ("## Intended use", "never", "## Training data", "## Features", "## Metrics", "+-",
+                    "## Prediction intervals", "## Limitations", "no protected attributes"):  # fmt: skip
+        assert section in card, section
+    data_sha = metadata["manifest"]["parameters"]["data_sha256"]
+    assert data_sha in card
+
+
+@pytest.mark.e2e
+def test_the_global_view_has_coefficients_with_units_and_partial_dependence(pipeline_run: PipelineRun) -> None:
+    view = json.loads((only(pipeline_run.artefacts, "ExplainModel") / "global.json").read_text())
+    cgpa = next(c for c in view["coefficients"] if c["feature"] == "cgpa")  # linear regression is selected
+    assert cgpa["per_unit"] > 0 and "CGPA" in cgpa["unit"]
+    for name in ("cgpa", "gre_score"):
+        curve = view["partial_dependence"][name]["chance"]
+        assert curve[-1] > curve[0] and all(0 <= c <= 1 for c in curve)
+
+
+def test_the_gate_thresholds_follow_mlflow_semantics() -> None:
+    rmse = MetricThreshold("held_out_rmse", greater_is_better=False, max_worse=0.005)
+    assert rmse.check(0.064, 0.060)[0] and not rmse.check(0.0651, 0.060)[0]
+    assert "worse by 0.0051 (tolerance 0.005)" in rmse.check(0.0651, 0.060)[1]
+    assert rmse.check(0.1, None) == (True, "held_out_rmse 0.1000 (no baseline)")
+    r2 = MetricThreshold("r2", greater_is_better=True, max_worse=0.01)
+    assert r2.check(0.80, 0.805)[0] and not r2.check(0.78, 0.80)[0]
+    coverage = MetricThreshold("cv_interval_coverage", greater_is_better=True, nominal=0.9, tolerance=0.05)
+    assert coverage.check(0.86, None)[0] and not coverage.check(0.84, None)[0]
