@@ -12,6 +12,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -133,6 +134,11 @@ class AdmissionsAPI:
 
     def __init__(self) -> None:
         die_with_parent()  # a worker never outlives `bentoml serve` (service/lifecycle.py)
+        # BentoML's HTTP client sends BENTO_CLOUD_API_KEY as a bearer token: the model services' proof
+        # that a call is the API's (guard.FromTheAPIOnly). Set before a dependency's client is made.
+        token = settings.internal_token()
+        if token is not None:
+            os.environ["BENTO_CLOUD_API_KEY"] = token
         self.settings = settings.load()
         self.policy = auth.TokenPolicy(
             self.settings.jwt_secret, self.settings.issuer, self.settings.audience, self.settings.token_lifetime_s

@@ -5,6 +5,7 @@ ServiceError (500)
 ├── AuthenticationError (401, WWW-Authenticate: Bearer)  reason: missing / invalid / expired
 │   └── LoginFailedError      wrong user name or password (one generic message for both)
 ├── InvalidInputError (400)   a request the schema accepts but the service cannot (e.g. a bad job id)
+├── ForbiddenError (403)      a model service called by anything but the API service
 ├── NotFoundError (404)       an unknown job id
 ├── JobNotReadyError (409)    results asked for before the job completed
 ├── JobConflictError (409)    a retry of a job that has not failed
@@ -66,6 +67,10 @@ class LoginFailedError(AuthenticationError):
 
 class InvalidInputError(ServiceError):
     status = 400
+
+
+class ForbiddenError(ServiceError):
+    status = 403
 
 
 class NotFoundError(ServiceError):

@@ -8,6 +8,8 @@
   Content-Length, or as soon as a chunked body crosses the limit.
 - :class:`OneUploadAtATime`: a worker parses one job upload at a time (a JSON job costs ~1.2 KB of
   memory per row while it is parsed; bench/job_memory.py), so the job size limit bounds its memory.
+- :class:`FromTheAPIOnly`: a model service answers POSTs only when they carry the API's internal token
+  (settings.internal_token): no other local user, container or pod can use it, whatever the network.
 - :class:`BoundedErrors`: BentoML answers a validation error with every problem found, 10-13x the size
   of the request; this keeps the first few and a count, and names the request, not BentoML's classes.
 """
@@ -15,13 +17,16 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from service.errors import ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
 from service.middleware import send_error
 
+logger = logging.getLogger("admissions.guard")
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
@@ -99,6 +104,35 @@ class BodyLimit:
         except Exception:
             if not refused:
                 raise
+
+
+class FromTheAPIOnly:
+    """403 for a POST without ``Authorization: Bearer <internal token>``; health and metrics stay open."""
+
+    def __init__(self, app: Any, token: Callable[[], str | None]) -> None:
+        self.app = app
+        self.token = token
+        self._expected: bytes | None = None
+        self._warned = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        if self._expected is None:
+            token = self.token()
+            if token is None:  # no shared secret here: only the network protects this service
+                if not self._warned:
+                    logger.warning("JWT_SECRET_KEY is not set: this model service answers any caller")
+                    self._warned = True
+                await self.app(scope, receive, send)
+                return
+            self._expected = f"Bearer {token}".encode()
+        sent = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        if not hmac.compare_digest(sent, self._expected):
+            await send_error(send, ForbiddenError("only the API service may call the model services"))
+            return
+        await self.app(scope, receive, send)
 
 
 class OneUploadAtATime:

@@ -21,7 +21,7 @@ from bentoml._internal.configuration.containers import BentoMLContainer
 
 from service import promotion, settings
 from service.explain import Explainer
-from service.guard import BodyLimit, JsonBodiesOnly
+from service.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
 from service.lifecycle import die_with_parent
 from service.patches import cancel_request_timers
 from service.predictor import Predictor
@@ -179,8 +179,10 @@ class BatchModel:
         return info_now(self.bento_model, self.info_cache)
 
 
-# Model services take JSON only (never pickle) and bounded bodies: a full batch is ~1.5 MB of JSON.
+# Model services take JSON only (never pickle), bounded bodies (a full batch is ~1.5 MB of JSON), and
+# calls from the API service only.
 for _model_service in (SingleModel, BatchModel):
     _guarded: Any = _model_service  # the decorator made it a bentoml Service; mypy still sees the class
     _guarded.add_asgi_middleware(BodyLimit, limits={}, default=64 * 1024 * 1024)
-    _guarded.add_asgi_middleware(JsonBodiesOnly)
+    _guarded.add_asgi_middleware(JsonBodiesOnly)  # before the caller check: pickle is refused to anyone
+    _guarded.add_asgi_middleware(FromTheAPIOnly, token=settings.internal_token)

@@ -9,6 +9,8 @@ starts, so building a Bento needs no secret.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import sys
@@ -168,6 +170,16 @@ def prepare(env: MutableMapping[str, str] = os.environ) -> Settings:
     if loaded.ephemeral_secret:
         env["JWT_SECRET_KEY"] = loaded.jwt_secret.decode()
     return loaded
+
+
+def internal_token(env: Mapping[str, str] = os.environ) -> str | None:
+    """What the API sends the model services to prove a call is its own: derived from JWT_SECRET_KEY,
+    which every service of a deployment shares (compose's .env, the Kubernetes Secret, or the
+    environment ``bentoml serve`` gives its child processes). None when no secret is set."""
+    secret = env.get("JWT_SECRET_KEY", "")
+    if not secret:
+        return None
+    return hmac.new(secret.encode(), b"admissions: calls from the API service", hashlib.sha256).hexdigest()
 
 
 def users_file(env: Mapping[str, str] = os.environ) -> Path:
