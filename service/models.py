@@ -10,6 +10,7 @@ clients: they have no authentication of their own and must listen only where the
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -28,6 +29,24 @@ from service.predictor import Predictor
 
 cancel_request_timers()  # see service/patches.py: a BentoML timer per request stalled workers for GC
 MODEL_TAG = promotion.default_tag(settings.model_tag())  # the promoted model unless one is named
+
+
+def _require_model(tag: str) -> None:
+    """One sentence and exit 2 when the model is not in the store (BentoML would say "No cloud context
+    default found", having tried to download it from BentoCloud)."""
+    try:
+        bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        home = BentoMLContainer.bentoml_home.get()
+        print(
+            f"error: no model {tag} is registered in {home} (BENTOML_HOME): run `make pipeline` first, or set "
+            "ADMISSIONS_MODEL_TAG to one that `bentoml models list` shows",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
+_require_model(MODEL_TAG)
 # A batch never exceeds one /predict_batch request's maximum; bigger inputs (jobs) are split by BentoML.
 BATCH_MAX_ROWS = max(settings.or_exit(settings.max_batch_size), 1_000)
 # Long enough that a full batch never misses it on this 2-core machine (a miss is a 503).

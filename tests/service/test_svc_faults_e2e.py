@@ -181,7 +181,7 @@ def start_and_fail(env: dict[str, str], log: Path) -> subprocess.CompletedProces
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("problem", ["corrupt", "not-a-directory", "too-many-workers"])
+@pytest.mark.parametrize("problem", ["corrupt", "not-a-directory", "too-many-workers", "no-model"])
 def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
     pipeline_run: PipelineRun, tmp_path: Path, problem: str
 ) -> None:
@@ -193,9 +193,12 @@ def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
         (tmp_path / "plain-file").write_text("x")
         env["ADMISSIONS_JOBS_DB"] = str(tmp_path / "plain-file" / "jobs.sqlite")
         expected = "plain-file is not a folder"
-    else:
+    elif problem == "too-many-workers":
         env["ADMISSIONS_API_WORKERS"] = "64"
         expected = "ADMISSIONS_API_WORKERS must be at most 32"
+    else:
+        env["BENTOML_HOME"] = str(tmp_path / "empty-store")
+        expected = f"no model admissions:latest is registered in {tmp_path / 'empty-store'}"
     done = start_and_fail(env, tmp_path / "serve.log")
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert expected in done.stderr
