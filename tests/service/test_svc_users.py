@@ -130,3 +130,17 @@ def test_a_new_password_or_removal_revokes_the_users_tokens(tmp_path: Path) -> N
     assert directory.generation(user.id) == 1  # a token of generation 0 is now revoked
     users.remove(path, "alice")
     assert directory.generation(user.id) is None
+
+
+def test_an_unknown_name_costs_a_hash_like_a_wrong_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user enumeration by timing: an unknown name is verified against a dummy hash."""
+    path = tmp_path / "users.json"
+    users.add(path, "alice", "password-1")
+    verified: list[str] = []
+    real = users._HASHER.verify
+    monkeypatch.setattr(
+        users._HASHER, "verify", lambda stored, password: verified.append(stored) or real(stored, password)
+    )
+    assert users.authenticate(path, "nobody", "password-1") is None
+    assert users.authenticate(path, "alice", "wrong-one") is None
+    assert len(verified) == 2 and all(h.startswith("$argon2id$") for h in verified)
