@@ -137,10 +137,14 @@ def test_an_unknown_name_costs_a_hash_like_a_wrong_password(tmp_path: Path, monk
     path = tmp_path / "users.json"
     users.add(path, "alice", "password-1")
     verified: list[str] = []
-    real = users._HASHER.verify
-    monkeypatch.setattr(
-        users._HASHER, "verify", lambda stored, password: verified.append(stored) or real(stored, password)
-    )
+    real = users._HASHER
+
+    class Counting:
+        def verify(self, stored: str, password: str) -> bool:
+            verified.append(stored)
+            return bool(real.verify(stored, password))
+
+    monkeypatch.setattr(users, "_HASHER", Counting())
     assert users.authenticate(path, "nobody", "password-1") is None
     assert users.authenticate(path, "alice", "wrong-one") is None
     assert len(verified) == 2 and all(h.startswith("$argon2id$") for h in verified)
