@@ -138,6 +138,7 @@ def test_an_unknown_name_costs_a_hash_like_a_wrong_password(tmp_path: Path, monk
     users.add(path, "alice", "password-1")
     verified: list[str] = []
     real = users._HASHER
+    users._dummy_hash()  # made (and cached) with the real hasher
 
     class Counting:
         def verify(self, stored: str, password: str) -> bool:
