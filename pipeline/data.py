@@ -12,11 +12,10 @@ from typing import Any
 import luigi
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
 from pipeline.errors import DataError
 from pipeline.task import UNREADABLE, PipelineTask
-from service.contract import FEATURES, TARGET, LabelledApplicant
+from service.contract import FEATURES, TARGET
 
 COLUMNS = tuple(spec.name for spec in (*FEATURES, TARGET))
 DROPPED = ("serial_no",)
@@ -78,49 +77,32 @@ def check_header(header: list[str], path: Path) -> None:
         )
 
 
-def row_problems(row: dict[str, str]) -> list[str]:
-    """Why one raw row breaks the contract (empty list when it is valid)."""
-    blanks = [name for name, value in row.items() if value.strip() == ""]
-    problems = [f"{name}: missing value" for name in blanks]
-    filled = {name: value for name, value in row.items() if name not in blanks}
-    try:
-        LabelledApplicant.model_validate({name: _number(value) for name, value in filled.items()}, strict=False)
-    except ValidationError as exc:
-        for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else "row"
-            if name not in blanks:
-                problems.append(f"{name}: {error['msg']} (got {row.get(name, '')!r})")
-    return problems
-
-
-def _number(text: str) -> float | str:
-    try:
-        return float(text)
-    except ValueError:
-        return text  # let the contract say it is not a number
-
-
 def validate(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split raw rows into (valid typed rows, rejected raw rows with a ``reason`` column)."""
-    reasons: dict[int, str] = {}
-    for line, row in raw.iterrows():
-        problems = row_problems(row.to_dict())
-        if problems:
-            reasons[int(line)] = "; ".join(problems)
-    candidates = raw.drop(index=list(reasons)).astype(float)
-    first_seen: dict[tuple[float, ...], int] = {}
-    for line, values in zip(candidates.index, candidates.itertuples(index=False), strict=True):
-        key = tuple(values)
-        if key in first_seen:
-            reasons[int(line)] = f"duplicate of line {first_seen[key]}"
-        else:
-            first_seen[key] = int(line)
-    valid = candidates.drop(index=[line for line in reasons if line in candidates.index])
-    for spec in FEATURES:
-        if spec.integer:
-            valid[spec.name] = valid[spec.name].astype(int)
-    rejects = raw.loc[sorted(reasons)].assign(reason=[reasons[line] for line in sorted(reasons)])
+    """Split raw rows into (valid typed rows, rejected raw rows with a ``reason`` column).
+
+    Vectorised (``pipeline/validation.py``): a million rows take about a second, where row by row
+    through pydantic took 71 s.
+    """
+    from pipeline.validation import reasons as contract_reasons
+
+    numbers, reasons = contract_reasons(raw)
+    candidates = numbers[~numbers.index.isin(reasons.index)]  # a mask: drop() by label was 10x slower
+    duplicates = duplicate_of(candidates)
+    valid = candidates[~candidates.index.isin(duplicates.index)]
+    valid = valid.astype({spec.name: int for spec in FEATURES if spec.integer})
+    every = pd.concat([reasons, "duplicate of line " + duplicates.astype(str)]).sort_index()
+    rejects = raw.loc[every.index].assign(reason=every.to_numpy())
     return valid, rejects
+
+
+def duplicate_of(rows: pd.DataFrame) -> pd.Series:
+    """For each row equal to an earlier one, the line of the first of them (indexed by line)."""
+    # Rows with the same hash are candidates (hashing is vectorised); grouping by value decides.
+    repeated = rows[pd.util.hash_pandas_object(rows, index=False).duplicated(keep=False).to_numpy()]
+    first = (
+        repeated.index.to_series().groupby([repeated[name] for name in repeated.columns], sort=False).transform("min")
+    )
+    return first[first.index != first.to_numpy()]
 
 
 def neutralise(cell: object) -> object:
