@@ -87,6 +87,8 @@ def build(bento_tag: str, image_tags: list[str], labels: dict[str, str], log: Pa
         command += ["--image-tag", tag]
     for key, value in sorted(labels.items()):
         command += ["--opt", f"label={key}={value}"]
+    if not buildkit:
+        command += ["--opt", "force-rm"]  # the classic builder would keep a failed step's container
     env = {**os.environ, "DOCKER_BUILDKIT": "1" if buildkit else "0", "BENTOML_DO_NOT_TRACK": "true"}
     with open(log, "a") as sink:
         sink.write(f"$ DOCKER_BUILDKIT={env['DOCKER_BUILDKIT']} {' '.join(command)}\n")

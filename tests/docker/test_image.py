@@ -118,6 +118,8 @@ def test_a_failed_build_step_names_the_step_and_the_full_log(tmp_path: Path, pip
     message = str(caught.value)
     assert message.startswith(f"the image build of {tag} failed at step `RUN echo failing-on-purpose && false`")
     assert message.endswith(f"full build log: {log}") and "failing-on-purpose" in log.read_text()
+    left = docker("ps", "-a", "--no-trunc", "--filter", "status=exited", "--format", "{{.Command}}").stdout
+    assert "failing-on-purpose" not in left  # no container of the failed step is left behind
 
 
 def test_unknown_tags_are_one_line_errors_naming_what_exists(pipeline_run: PipelineRun, image: dict) -> None:
