@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The code whose change must change results: the pipeline and the shared feature contract.
+# The code whose change must change results: the pipeline, the shared feature contract, the interval arithmetic.
 _CODE_FILES = ("pipeline/*.py", "service/contract.py", "service/intervals.py")
 _LIBRARIES = ("luigi", "bentoml", "scikit-learn", "numpy", "pandas", "pydantic", "joblib", "matplotlib", "mapie")
 MANIFEST_NAME = "manifest.json"

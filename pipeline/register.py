@@ -64,6 +64,16 @@ def store_safe(value: Any) -> Any:
     return str(value)
 
 
+_LONG = ("per_fold_rmse", "cv_by_decile", "held_out_rows", "cv_rows")
+
+
+def readable(value: Any) -> Any:
+    """Without the per-fold and per-decile lists: `bentoml models get` stays short (they are in artefacts/)."""
+    if isinstance(value, dict):
+        return {k: readable(v) for k, v in value.items() if k not in _LONG}
+    return value
+
+
 def register(tag: str, inputs: dict[str, Path], manifest: dict[str, Any]) -> bentoml.Model:
     """Save the chosen model with readable metadata (intervals and explainer numbers included); the
     whole lineage and the model card go into files beside it."""
@@ -75,9 +85,9 @@ def register(tag: str, inputs: dict[str, Path], manifest: dict[str, Any]) -> ben
     metadata = {
         "candidate": selection["chosen"],
         "selection_reason": selection["reason"],
-        "metrics": selection["metrics"],
+        "metrics": readable(selection["metrics"]),
         "hyperparameters": estimator_parameters(model),
-        "intervals": {key: intervals[key] for key in ("method", "half_widths", "default_level", "coverage")},
+        "intervals": {key: readable(intervals[key]) for key in ("half_widths", "default_level", "coverage")},
         "explainer": {"feature_means": view["feature_means"]},
         "manifest": {**short, "lineage_file": LINEAGE_FILE, "card_file": CARD_FILE},
     }

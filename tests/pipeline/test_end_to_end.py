@@ -36,7 +36,7 @@ def task_folders(artefacts: Path) -> list[Path]:
 
 def test_the_run_prints_luigis_summary_and_succeeds(pipeline_run: PipelineRun) -> None:
     assert "Luigi Execution Summary" in pipeline_run.result.stderr
-    assert "11 ran successfully" in pipeline_run.result.stderr
+    assert "13 ran successfully" in pipeline_run.result.stderr
     assert "- 4 TrainModel" in pipeline_run.result.stderr  # no family hidden behind "..."
     assert "Traceback" not in pipeline_run.result.stderr
 
@@ -44,7 +44,9 @@ def test_the_run_prints_luigis_summary_and_succeeds(pipeline_run: PipelineRun) -
 def test_the_run_ends_with_a_summary_a_person_reads(pipeline_run: PipelineRun) -> None:
     summary = pipeline_run.result.stderr.split("Pipeline summary\n")[1]
     lines = dict(line.strip().split(":", 1) for line in summary.strip().splitlines())
-    assert lines["ran"].strip() == "PrepareData, TrainModel x4, EvaluateModel x4, SelectModel, RegisterModel"
+    expected = "PrepareData, TrainModel x4, EvaluateModel x4, SelectModel, CalibrateIntervals, ExplainModel, "
+    expected += "RegisterModel"
+    assert lines["ran"].strip() == expected
     assert lines["reused"].strip() == "nothing"
     assert lines["data"].strip() == "500 of 500 rows valid (400 train, 100 test)"
     assert lines["selected"].strip().startswith(bentoml.models.get(pipeline_run.model_tag).info.labels["candidate"])
@@ -166,7 +168,9 @@ def test_make_clean_then_a_run_restores_every_file_without_storing_twice(
     assert "  reused:   RegisterModel, BuildBento\n" in again.stderr
     restored = tmp_path / "artefacts"
     families = {folder.parent.name for folder in task_folders(restored) if (folder / MANIFEST_NAME).is_file()}
-    assert families == {"PrepareData", "TrainModel", "EvaluateModel", "SelectModel", "RegisterModel", "BuildBento"}
+    assert families == {"PrepareData", "TrainModel", "EvaluateModel", "SelectModel", "RegisterModel", "BuildBento"} | {
+        "CalibrateIntervals", "ExplainModel", "ReportRun", "PromoteModel"
+    }  # fmt: skip
     for pattern in ("SelectModel/*/report.md", "SelectModel/*/comparison.png", "EvaluateModel/*/test_predictions.png"):
         assert list(restored.glob(pattern)), pattern
     manifest = json.loads(next(restored.glob(f"BuildBento/*/{MANIFEST_NAME}")).read_text())
@@ -286,7 +290,9 @@ def test_bad_raw_data_fails_with_a_clear_message(tmp_path: Path, content: bytes 
     assert message in result.stderr
     assert "DataError" in result.stderr
     assert "  failed:   PrepareData (the error is above)\n" in result.stderr  # the run's summary
-    assert "  blocked:  TrainModel x4, EvaluateModel x4, SelectModel, RegisterModel" in result.stderr
+    blocked = "  blocked:  TrainModel x4, EvaluateModel x4, SelectModel, CalibrateIntervals, ExplainModel, "
+    blocked += "RegisterModel"
+    assert blocked in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "artefacts").glob("*/*-luigi-tmp-*"))  # nothing half-written left behind
 

@@ -19,9 +19,11 @@ from tests.conftest import ROOT, PipelineRun
 CV_TOLERANCE, HELD_OUT_TOLERANCE = 0.03, 0.10
 
 
-def only(folder: Path, family: str) -> Path:
-    (found,) = (folder / family).iterdir()
-    return found
+def upstream(run: PipelineRun, family: str) -> Path:
+    """The folder of ``family`` that made the session's model (other tests may add more runs)."""
+    lineage = json.loads(stored(run, "print(open(m.path_of('lineage.json')).read())"))["lineage"]
+    task_id = next(m["task_id"] for m in lineage if m["task_family"] == family)
+    return run.artefacts / family / task_id
 
 
 def stored(run: PipelineRun, code: str) -> str:
@@ -32,7 +34,7 @@ def stored(run: PipelineRun, code: str) -> str:
 
 @pytest.mark.e2e
 def test_interval_coverage_is_near_nominal_on_held_out_data_and_by_cv(pipeline_run: PipelineRun) -> None:
-    intervals = json.loads((only(pipeline_run.artefacts, "CalibrateIntervals") / "intervals.json").read_text())
+    intervals = json.loads((upstream(pipeline_run, "CalibrateIntervals") / "intervals.json").read_text())
     assert set(intervals["half_widths"]) == {"0.8", "0.9", "0.95"} and intervals["default_level"] == 0.9
     widths = [intervals["half_widths"][level] for level in ("0.8", "0.9", "0.95")]
     assert widths == sorted(widths) and widths[0] > 0
@@ -60,7 +62,7 @@ def test_the_model_carries_its_intervals_explainer_means_and_card(pipeline_run: 
 
 @pytest.mark.e2e
 def test_the_global_view_has_coefficients_with_units_and_partial_dependence(pipeline_run: PipelineRun) -> None:
-    view = json.loads((only(pipeline_run.artefacts, "ExplainModel") / "global.json").read_text())
+    view = json.loads((upstream(pipeline_run, "ExplainModel") / "global.json").read_text())
     cgpa = next(c for c in view["coefficients"] if c["feature"] == "cgpa")  # linear regression is selected
     assert cgpa["per_unit"] > 0 and "CGPA" in cgpa["unit"]
     for name in ("cgpa", "gre_score"):
