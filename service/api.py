@@ -372,7 +372,19 @@ async def get_job_results(request: Request) -> Response:
     """GET /jobs/results?job_id=...: the predictions of a completed job (409 until then)."""
     api: AdmissionsAPI = request.app.state.api
     try:
-        body = await asyncio.to_thread(api.runner.results_body, job_id(request), request.scope[USER_KEY])
+        options = Options.of(request.query_params)
+        job, _ = await asyncio.to_thread(api.runner.results, job_id(request), request.scope[USER_KEY])
+        try:  # the intervals of the model that made the predictions, when it is still the one served
+            table = await api._intervals.of_model(job.model_tag or "", api.batch.to_async.info)
+        except Exception:
+            table = None
+        if table is None:
+            note = {"intervals": None, "interval_level": None, "interval_note": "the model that made these "
+                    "predictions is no longer served: no intervals"}  # fmt: skip
+            extras = lambda _job, _chances: note  # noqa: E731
+        else:
+            extras = lambda _job, chances: batch_extras(table, options, chances.tolist())  # noqa: E731
+        body = await asyncio.to_thread(api.runner.results_body, job.id, request.scope[USER_KEY], extras)
     except ServiceError as exc:
         return error_response(exc)
     return Response(body, media_type="application/json")

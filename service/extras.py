@@ -48,6 +48,12 @@ class IntervalTables:
                 self._tables[tag] = table
         return table
 
+    async def of_model(self, tag: str, info: Callable[[], Awaitable[dict[str, Any]]]) -> IntervalTable | None:
+        """The table of exactly that model, or None when the service now serves another one (a job's
+        results outlive the model that made them)."""
+        table = await self.get(tag, info)
+        return table if tag in self._tables else None
+
 
 def single_extras(table: IntervalTable, options: Options, chance: float) -> dict[str, Any]:
     level = table.level(options.interval)

@@ -87,6 +87,10 @@ SCHEMAS = {
             "model_tag": {"type": "string"},
             "rows": {"type": "integer"},
             "chances": {"type": "array", "items": {"type": "number"}, "description": "in the order of the rows"},
+            "intervals": {"type": "array", "nullable": True, "items": {"type": "array", "items": {"type": "number"}},
+                          "description": "[low, high] per row, at interval_level"},
+            "interval_level": {"type": "number", "nullable": True},
+            "interval_note": {"type": "string", "description": "why there are no intervals, when there are none"},
         },
     },
     "ModelInfo": {"type": "object", "additionalProperties": True, "description": "the served model's tag, metrics, "
@@ -115,6 +119,23 @@ def _job_id_parameter() -> dict[str, Any]:
     }
 
 
+INTERVAL = {
+    "name": "interval",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "example": "0.9",
+    "description": "the interval's level, one of the calibrated ones (see /model), or `none`; default 0.9",
+}
+EXPLAIN = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "add each feature's contribution to the chance (docs/model-card.md)",
+}
+
+
 def _get_routes() -> dict[str, Any]:
     """The routes of the mounted Starlette app, which BentoML does not document."""
     job_status = _json("JobStatus", {**JOB_STATUS, "status": "completed", "model_tag": "admissions:7b0d379393bd7765"})
@@ -127,7 +148,7 @@ def _get_routes() -> dict[str, Any]:
         }},
         "/jobs/results": {"get": {
             "summary": "A completed job's predictions", "tags": ["Jobs"], "operationId": "job_results",
-            "parameters": [_job_id_parameter()],
+            "parameters": [_job_id_parameter(), INTERVAL],
             "responses": {
                 "200": {"description": "The predictions, in row order", "content": _json("JobResults", {
                     "job_id": JOB_STATUS["job_id"], "model_tag": "admissions:7b0d379393bd7765", "rows": 2,
@@ -140,6 +161,13 @@ def _get_routes() -> dict[str, Any]:
             "operationId": "retry_job", "parameters": [_job_id_parameter()],
             "responses": {"202": {"description": "Queued again", "content": _json("JobStatus", JOB_STATUS)},
                           **_errors(400, 401, 404, 409, 503)},
+        }},
+        "/model/card": {"get": {
+            "summary": "The served model's card: intended use, data, metrics, limitations", "tags": ["Model"],
+            "operationId": "model_card",
+            "responses": {"200": {"description": "The model card", "content": {"text/markdown": {"schema": {
+                "type": "string"}}}}, "404": {"description": "The model was registered without a card",
+                "content": _json("Error")}, **_errors(401, 503)},
         }},
         "/model": {"get": {
             "summary": "The served model: tag, metrics, training parameters", "tags": ["Model"],
@@ -199,6 +227,8 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
         operation["summary"] = (operation.get("description") or "").split("\n")[0]
         for content in operation.get("requestBody", {}).get("content", {}).values():
             content["example"] = request
+        if route in ("/predict", "/predict_batch"):
+            operation["parameters"] = [INTERVAL, EXPLAIN]
     paths.update(_get_routes())
     for route, item in paths.items():
         for operation in item.values():

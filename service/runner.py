@@ -197,12 +197,19 @@ class JobRunner:
             logger.warning("job loop: the jobs database works again")
             self.problem = None
 
-    def results_body(self, job_id: str, owner: str) -> bytes:
-        """The JSON body of a results response, or :class:`JobNotReadyError` while the job is not completed."""
+    def results(self, job_id: str, owner: str) -> tuple[Job, np.ndarray]:
+        """A completed job and its chances, or :class:`JobNotReadyError` while the job is not completed."""
         job, predictions = self.store.results(job_id, owner)
         if predictions is None:
             detail = f"job {job_id} is {job.status}" + (f": {job.error}" if job.status == FAILED else "")
             raise JobNotReadyError(detail, status=job.status)
         assert job.status == COMPLETED
+        return job, predictions
+
+    def results_body(self, job_id: str, owner: str, extras: Callable[[Job, np.ndarray], dict] | None = None) -> bytes:
+        """The JSON body of a results response; ``extras`` adds fields (the intervals) from the job and chances."""
+        job, predictions = self.results(job_id, owner)
         body = {"job_id": job.id, "model_tag": job.model_tag, "rows": job.n_rows, "chances": predictions.tolist()}
+        if extras is not None:
+            body.update(extras(job, predictions))
         return json.dumps(body).encode()

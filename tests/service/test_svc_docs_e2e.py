@@ -62,6 +62,7 @@ def test_the_document_is_the_projects_and_says_how_to_authenticate(documented: S
         ("get", "/jobs/results"): {"200", "400", "401", "404", "409", "503"},
         ("post", "/jobs/retry"): {"202", "400", "401", "404", "409", "503"},
         ("get", "/model"): {"200", "401", "503"},
+        ("get", "/model/card"): {"200", "401", "404", "503"},
     }
     for (method, path), statuses in expected.items():
         operation = doc["paths"][path][method]
@@ -69,6 +70,8 @@ def test_the_document_is_the_projects_and_says_how_to_authenticate(documented: S
         assert (operation.get("security") is None) == (path == "/login"), path
         if method == "post" and path != "/jobs/retry":
             assert operation["requestBody"]["content"]["application/json"]["example"], path
+    for path in ("/predict", "/predict_batch"):
+        assert {p["name"] for p in doc["paths"][path]["post"]["parameters"]} == {"interval", "explain"}
 
 
 def test_documented_statuses_are_the_real_ones(documented: Service) -> None:

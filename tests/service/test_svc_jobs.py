@@ -195,6 +195,7 @@ def test_crashed_attempts_are_limited(store: JobStore) -> None:
     assert failed.status == FAILED and failed.error is not None and "gave up after 2 attempts" in failed.error
 
 
+@pytest.mark.timeout(120)  # once seen hanging on a loaded CI machine: fail with a traceback, not after 600 s
 def test_the_job_loop_survives_database_errors_and_reports_them(store: JobStore) -> None:
     """A failing claim (the database) must not end the loop: it backs off, reports, and recovers."""
     real_claim = store.claim
@@ -219,7 +220,7 @@ def test_the_job_loop_survives_database_errors_and_reports_them(store: JobStore)
             seen.append(runner.healthy)
             if store.get(job.id).status == COMPLETED:
                 break
-        await runner.stop()
+        await asyncio.wait_for(runner.stop(), timeout=30)
         return seen, store.get(job.id).status
 
     seen, status = asyncio.run(scenario())

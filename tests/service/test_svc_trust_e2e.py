@@ -79,3 +79,26 @@ def test_model_says_which_model_is_served_and_its_promotion(api: Service) -> Non
     assert set(body["promotion"]) >= {"promoted", "promoted_at", "currently_promoted"}
     assert body["intervals"]["half_widths"]["0.9"] > 0
     assert body["explanations"].startswith("linear")
+
+
+def test_job_results_carry_the_same_intervals_as_a_batch(api: Service) -> None:
+    import time
+
+    rows = [applicant(), STRONG]
+    headers = api.headers()
+    job_id = requests.post(f"{api.url}/jobs", json={"applicants": rows}, headers=headers, timeout=TIMEOUT).json()[
+        "job_id"
+    ]
+    for _ in range(300):
+        status = requests.get(f"{api.url}/jobs/status?job_id={job_id}", headers=headers, timeout=TIMEOUT).json()
+        if status["status"] == "completed":
+            break
+        time.sleep(0.1)
+    results = requests.get(f"{api.url}/jobs/results?job_id={job_id}&interval=0.8", headers=headers, timeout=TIMEOUT)
+    body = results.json()
+    batch = predict(api, "/predict_batch", {"applicants": rows}, "?interval=0.8").json()
+    assert (body["chances"], body["intervals"], body["interval_level"]) == (
+        batch["chances"],
+        batch["intervals"],
+        0.8,
+    )
