@@ -13,6 +13,7 @@ from luigi.util import inherits
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import plot_predictions
 from pipeline.provenance import write_json
+from pipeline.scale import cv_rows
 from pipeline.task import PipelineTask
 from pipeline.train import PRIORITY, TrainModel, load_model
 from service.contract import to_chance
@@ -55,6 +56,7 @@ def cross_validate(
     from joblib import Parallel, delayed
     from sklearn.model_selection import RepeatedKFold
 
+    features, target = cv_rows(features, target, seed)  # bounded: past CV_MAX_ROWS rows CV cost stays flat
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     backend = "multiprocessing" if jobs > 1 else "sequential"
     per_fold = Parallel(n_jobs=jobs, backend=backend)(

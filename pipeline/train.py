@@ -11,6 +11,7 @@ from luigi.util import inherits
 from pipeline.data import TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
 from pipeline.provenance import read_manifest, sha256_file
+from pipeline.scale import BOOSTING_MAX_SAMPLES, FOREST_MAX_SAMPLES, at_scale
 from pipeline.task import PipelineTask
 
 if TYPE_CHECKING:
@@ -25,9 +26,11 @@ CANDIDATES = ("linear_regression", "ridge", "random_forest", "gradient_boosting"
 PRIORITY = {"random_forest": 10, "gradient_boosting": 5}
 
 
-def build_candidate(name: str, seed: int) -> Pipeline:
-    """A fresh, unfitted candidate; fully defined by its name, the seed and the code version."""
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+def build_candidate(name: str, seed: int, rows: int | None = None) -> Pipeline:
+    """A fresh, unfitted candidate; fully defined by its name, the seed, the code version and, past
+    ``pipeline.scale.CV_MAX_ROWS`` training rows, ``rows`` (the forest and the booster then see
+    bounded samples, so their cost and model size stop growing with the file)."""
+    from sklearn.ensemble import BaggingRegressor, GradientBoostingRegressor, RandomForestRegressor
     from sklearn.linear_model import LinearRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -40,13 +43,20 @@ def build_candidate(name: str, seed: int) -> Pipeline:
         case "random_forest":
             # 500 trees as in the original challenge. One job: parallel predict sums the trees in
             # arbitrary order, so predictions would differ in the last bit from run to run.
-            return make_pipeline(RandomForestRegressor(n_estimators=500, min_samples_leaf=2, random_state=seed))
-        case "gradient_boosting":
+            per_tree = FOREST_MAX_SAMPLES if at_scale(rows) else None
             return make_pipeline(
-                GradientBoostingRegressor(
-                    n_estimators=200, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=seed
-                )
+                RandomForestRegressor(n_estimators=500, min_samples_leaf=2, max_samples=per_tree, random_state=seed)
             )
+        case "gradient_boosting":
+            booster = GradientBoostingRegressor(
+                n_estimators=200, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=seed
+            )
+            if at_scale(rows):  # one member, no bootstrap: the same booster on a seeded sample of rows
+                sampled = BaggingRegressor(
+                    booster, n_estimators=1, max_samples=BOOSTING_MAX_SAMPLES, bootstrap=False, random_state=seed
+                )
+                return make_pipeline(sampled)
+            return make_pipeline(booster)
     raise PipelineError(f"unknown candidate {name!r}; choose from {', '.join(CANDIDATES)}")
 
 
@@ -95,6 +105,6 @@ class TrainModel(PipelineTask):
 
     def produce(self, folder: Path) -> dict[str, Any]:
         features, target = load_split(self.input_dir(), TRAIN_FILE)
-        model = build_candidate(self.candidate, self.seed).fit(features, target)
+        model = build_candidate(self.candidate, self.seed, len(features)).fit(features, target)
         save_model(model, folder / MODEL_FILE)
         return {"candidate": self.candidate, "hyperparameters": estimator_parameters(model)}
