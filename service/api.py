@@ -262,10 +262,12 @@ class AdmissionsAPI:
         """Queue a batch job; answers 202 with the job id at once. Poll ``GET /jobs/status?job_id=...``."""
         try:
             rows = await asyncio.to_thread(as_rows, applicants)
-            job = await asyncio.to_thread(self.jobs.submit, ctx.request.scope[USER_KEY], rows)
+            owner = ctx.request.scope[USER_KEY]
+            job = await asyncio.to_thread(self.jobs.submit, owner, rows, self.settings.max_active_jobs)
         except ServiceError as exc:
-            # With a Context parameter BentoML answers with ctx's status, whatever the response says.
+            # With a Context parameter BentoML answers with ctx's status and headers, whatever the response says.
             ctx.response.status_code = exc.status
+            ctx.response.metadata.update(exc.headers())
             return error_response(exc)
         self.runner.wake()
         ctx.response.status_code = 202

@@ -26,9 +26,10 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.errors import JobConflictError, JobStoreUnavailableError, NotFoundError
+from service.errors import JobConflictError, JobStoreUnavailableError, NotFoundError, TooManyRequestsError
 
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
+ACTIVE_JOBS_RETRY_S = 5.0  # what a user over the active-jobs limit is told to wait
 _METADATA = sa.MetaData()
 JOBS = sa.Table(
     "jobs",
@@ -143,8 +144,9 @@ class JobStore:
         with self.guard("is not usable"), self.engine.begin() as conn:
             conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
 
-    def submit(self, owner: str, features: np.ndarray) -> Job:
-        """Store a new pending job; ``features`` is an (n_rows, n_features) array."""
+    def submit(self, owner: str, features: np.ndarray, max_active: int | None = None) -> Job:
+        """Store a new pending job; ``features`` is an (n_rows, n_features) array. With ``max_active``, an
+        owner who already has that many jobs pending or running gets :class:`TooManyRequestsError`."""
         matrix = np.ascontiguousarray(features, dtype=np.float64)
         row = {
             "id": uuid.uuid4().hex,
@@ -157,6 +159,18 @@ class JobStore:
             "created_at": time.time(),
         }
         with self.guard("cannot store the job"), self.engine.begin() as conn:
+            if max_active is not None:
+                active = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(JOBS)
+                    .where(JOBS.c.owner == owner, JOBS.c.status.in_((PENDING, RUNNING)))
+                ).scalar_one()
+                if active >= max_active:
+                    raise TooManyRequestsError(
+                        f"you have {active} jobs waiting or running, the most one user may have: "
+                        "submit more when one has finished",
+                        ACTIVE_JOBS_RETRY_S,
+                    )
             conn.execute(JOBS.insert().values(**row))
         return self.get(row["id"])
 

@@ -59,7 +59,7 @@ ERRORS = {
     409: ("The job is not in a state that allows this (e.g. results before it completed)", "Error"),
     413: ("The body is larger than this route's limit; nothing was read", "Error"),
     415: ("The body is not `application/json`", "Error"),
-    429: ("Too many failed logins; wait `Retry-After` seconds", "Error"),
+    429: ("Too many failed logins, or too many of your jobs waiting; wait `Retry-After` seconds", "Error"),
     503: ("A model service or the jobs database is unavailable; `error` says which", "Error"),
 }
 SCHEMAS = {
@@ -188,7 +188,7 @@ _POST_ROUTES: dict[str, tuple[str, int, Any, Any, tuple[int, ...]]] = {
                        {"chances": [0.8302, 0.6421], "model_tag": "admissions:7b0d379393bd7765"},
                        (400, 401, 413, 415, 503)),
     "/jobs": ("Jobs", 202, {"applicants": [APPLICANT, {**APPLICANT, "cgpa": 8.2, "research": 0}]}, JOB_STATUS,
-              (400, 401, 413, 415, 503)),
+              (400, 401, 413, 415, 429, 503)),
 }  # fmt: skip
 
 

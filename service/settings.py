@@ -42,6 +42,7 @@ DEFAULT_MAX_BATCH_SIZE = 10_000
 DEFAULT_MAX_JOB_SIZE = 100_000  # ~120 MB while parsed (bench/job_memory.py); fits 768 MB with 2 workers
 DEFAULT_API_WORKERS = 2
 DEFAULT_JOB_LEASE_S = 60.0  # a worker that stops renewing loses its job this long after
+DEFAULT_MAX_ACTIVE_JOBS = 20  # pending or running jobs per user: one user cannot queue up the service
 DEFAULT_JOB_RETRY_WINDOW_S = 600.0  # how long a job waits out a model-service outage before failing
 DEFAULT_TOKEN_MINUTES = 30.0
 MAX_TOKEN_MINUTES = 24 * 60.0  # a stolen token must not outlive a day
@@ -68,6 +69,7 @@ class Settings:
     max_job_size: int
     job_lease_s: float
     job_retry_window_s: float
+    max_active_jobs: int
 
 
 def or_exit(read: Callable[[], T]) -> T:
@@ -157,6 +159,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         max_job_size=max_job_size(env),
         job_lease_s=_positive_float(env, "ADMISSIONS_JOB_LEASE_S", DEFAULT_JOB_LEASE_S),
         job_retry_window_s=_positive_float(env, "ADMISSIONS_JOB_RETRY_WINDOW_S", DEFAULT_JOB_RETRY_WINDOW_S),
+        max_active_jobs=_positive_int(env, "ADMISSIONS_MAX_ACTIVE_JOBS", DEFAULT_MAX_ACTIVE_JOBS),
     )
 
 

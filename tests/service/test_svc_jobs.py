@@ -18,6 +18,7 @@ from service.errors import (
     JobStoreUnavailableError,
     NotFoundError,
     ServiceUnavailableError,
+    TooManyRequestsError,
 )
 from service.jobs import COMPLETED, FAILED, PENDING, RUNNING, Job, JobStore
 from service.runner import JobRunner
@@ -311,3 +312,15 @@ def test_a_database_url_is_named_without_its_password(postgres: Any) -> None:
 def test_an_unreachable_database_is_one_sentence() -> None:
     with pytest.raises(JobStoreUnavailableError, match=r"jobs database postgresql://x:\*\*\*@127.0.0.1:9/db cannot"):
         JobStore("postgresql://x:pw@127.0.0.1:9/db").open()
+
+
+def test_one_user_cannot_queue_more_than_the_active_limit(store: JobStore) -> None:
+    for _ in range(3):
+        store.submit("u-alice", ROWS, max_active=3)
+    with pytest.raises(TooManyRequestsError, match="3 jobs waiting or running") as refused:
+        store.submit("u-alice", ROWS, max_active=3)
+    assert refused.value.headers() == {"Retry-After": "5"}
+    store.submit("u-bob", ROWS, max_active=3)  # others are not affected
+    job = claim(store)
+    assert store.complete(job, np.zeros(3), "admissions:x")  # one finished: alice may submit again
+    store.submit("u-alice", ROWS, max_active=3)

@@ -51,6 +51,7 @@ def test_two_replicas_share_jobs_and_finish_a_killed_replicas_job(
         ADMISSIONS_JOBS_URL=postgres.new_database(),
         ADMISSIONS_API_WORKERS="1",
         ADMISSIONS_JOB_LEASE_S="3",
+        ADMISSIONS_MAX_ACTIVE_JOBS="1000",  # 200 jobs from one user at once, on purpose
     )
     # A BentoML home each, as on two hosts: a server empties its home's metrics folder when it starts.
     own_home = tmp_path / "second-home"
