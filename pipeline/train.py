@@ -52,8 +52,14 @@ def build_candidate(name: str, seed: int, rows: int | None = None) -> Pipeline:
                 n_estimators=200, learning_rate=0.05, max_depth=3, subsample=0.8, random_state=seed
             )
             if at_scale(rows):  # one member, no bootstrap: the same booster on a seeded sample of rows
+                # In a Pipeline, so Bagging indexes the rows: a bare booster takes sample_weight, gets
+                # zero weights for the other rows and still passes over every one of them.
                 sampled = BaggingRegressor(
-                    booster, n_estimators=1, max_samples=BOOSTING_MAX_SAMPLES, bootstrap=False, random_state=seed
+                    make_pipeline(booster),
+                    n_estimators=1,
+                    max_samples=BOOSTING_MAX_SAMPLES,
+                    bootstrap=False,
+                    random_state=seed,
                 )
                 return make_pipeline(sampled)
             return make_pipeline(booster)
