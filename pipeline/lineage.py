@@ -83,12 +83,40 @@ def format_lineage(model: bentoml.Model, chain: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def image_bento_tag(reference: str) -> tuple[str, str] | None:
+    """(the image's line, the tag of the Bento it was built from, from its labels), or None when no
+    local image has that name (or no engine answers)."""
+    from pipeline import container
+    from pipeline.package import LABEL
+
+    labels = container.image_labels(reference)  # None without an engine, too
+    if labels is None:
+        return None
+    bento = labels.get(f"{LABEL}.bento")
+    if not bento:
+        raise LineageError(f"image {reference} was not built by this pipeline (it has no {LABEL}.bento label)")
+    revision = labels.get("org.opencontainers.image.revision", "unknown")
+    return (
+        f"image {reference} (git commit {revision}, data sha256 {labels.get(f'{LABEL}.data-sha256', '?')}) holds",
+        bento,
+    )
+
+
 def print_lineage(tag: str) -> None:
-    """A model's lineage; for a Bento tag, the lineage of the model it carries."""
-    bento = bento_model_tag(tag) if tag.partition(":")[0] != MODEL_NAME else None
-    if bento is None:
+    """A model's lineage; for a Bento tag, of the model it carries; for an image, of its Bento's model."""
+    if tag.partition(":")[0] == MODEL_NAME:
         print(format_lineage(*model_lineage(tag)))
         return
+    bento = bento_model_tag(tag)
+    if bento is None:
+        image = image_bento_tag(tag)
+        if image is None:
+            print(format_lineage(*model_lineage(tag)))  # says that nothing has that tag
+            return
+        print(image[0])
+        bento = bento_model_tag(image[1])
+        if bento is None:
+            raise LineageError(f"image {tag} was built from Bento {image[1]}, which is not in this Bento store")
     line, model_tag = bento
     print(line)
     print(format_lineage(*model_lineage(model_tag)))

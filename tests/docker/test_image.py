@@ -46,6 +46,18 @@ def test_the_image_is_labelled_with_its_bento_model_data_and_commit(image: dict,
     assert inspect("admissions_api:latest")["Id"] == inspect(image["image"])["Id"]  # what run-docker runs
 
 
+def test_lineage_of_an_image_goes_through_its_bento_and_model_to_the_raw_file(
+    image: dict, pipeline_run: PipelineRun
+) -> None:
+    image_id = inspect(image["image"])["Id"]  # its name is also its Bento's tag: the id is the image alone
+    done = run([sys.executable, "-m", "pipeline", "lineage", image_id], BENTOML_HOME=str(pipeline_run.bentoml_home))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"image {image_id} (git commit ") and lines[0].endswith(" holds")
+    assert lines[1].startswith(f"Bento {image['bento']} ") and f"model {pipeline_run.model_tag}" in done.stdout
+    assert f"sha256 {data_sha256()}" in done.stdout
+
+
 def test_the_image_is_small_non_root_with_a_healthcheck(image: dict) -> None:
     config = inspect(image["image"])
     assert config["Size"] <= MAX_IMAGE_BYTES, f"{config['Size'] / 1e6:.0f} MB"
