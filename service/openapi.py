@@ -222,6 +222,12 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
         for content in success.get("content", {}).values():
             content["example"] = answer
         operation["responses"] = {str(status): {**success, "description": "OK" if status == 200 else "Accepted"}}
+        if route == "/jobs":  # how a client (or schemathesis) goes from a submitted job to its other routes
+            job = {"job_id": "$response.body#/job_id"}
+            operation["responses"]["202"]["links"] = {
+                name: {"operationId": target, "parameters": job}
+                for name, target in (("status", "job_status"), ("results", "job_results"), ("retry", "retry_job"))
+            }
         operation["responses"].update(_errors(*errors))
         operation["tags"] = [tag]
         operation["summary"] = (operation.get("description") or "").split("\n")[0]

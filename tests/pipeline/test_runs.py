@@ -138,7 +138,7 @@ def test_temporary_folders_of_a_live_run_are_kept(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["Nope"], "there is no task 'Nope'; the pipeline's tasks are BuildBento, Containerize"),
+        (["Nope"], "there is no task 'Nope'; the pipeline's tasks are BuildBento, CalibrateIntervals, Containerize"),
         (["TrainModel"], "requires the 'candidate' parameter to be set"),
         (["PrepareData", "--seed", "x"], "a parameter has an invalid value"),
     ],

@@ -23,7 +23,8 @@ from pipeline.train import CANDIDATES
 from scripts.luigid import Luigid, LuigidError, api, running_pid, start, stop
 from tests.conftest import ROOT, run_pipeline
 
-RUN = Counter(PrepareData=1, TrainModel=len(CANDIDATES), EvaluateModel=len(CANDIDATES), SelectModel=1, RegisterModel=1)
+RUN = Counter(PrepareData=1, TrainModel=len(CANDIDATES), EvaluateModel=len(CANDIDATES), SelectModel=1,
+              CalibrateIntervals=1, ExplainModel=1, RegisterModel=1)  # fmt: skip
 
 
 def free_port() -> int:
