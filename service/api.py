@@ -53,7 +53,7 @@ from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.openapi import OpenAPIDocument
 from service.runner import JobRunner
-from service.throttle import LoginThrottle
+from service.throttle import Limits, LoginThrottle
 
 logger = logging.getLogger("admissions.api")
 BatchRequest = batch_request("BatchRequest", settings.or_exit(settings.max_batch_size))
@@ -157,7 +157,7 @@ class AdmissionsAPI:
             logger.error("%s", exc.message)
             self.runner.problem = exc.message
         self._batch_tag: str | None = None
-        self.throttle = LoginThrottle(self.jobs)
+        self.throttle = LoginThrottle(self.jobs, Limits(*self.settings.login_limits))
         self._hashing = asyncio.Semaphore(1)
         self._intervals = IntervalTables()
         reads.state.api = self

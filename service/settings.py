@@ -70,6 +70,7 @@ class Settings:
     job_lease_s: float
     job_retry_window_s: float
     max_active_jobs: int
+    login_limits: tuple[int, int, int, float]  # failed logins per (name, address), address, name; window (s)
 
 
 def or_exit(read: Callable[[], T]) -> T:
@@ -160,6 +161,12 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         job_lease_s=_positive_float(env, "ADMISSIONS_JOB_LEASE_S", DEFAULT_JOB_LEASE_S),
         job_retry_window_s=_positive_float(env, "ADMISSIONS_JOB_RETRY_WINDOW_S", DEFAULT_JOB_RETRY_WINDOW_S),
         max_active_jobs=_positive_int(env, "ADMISSIONS_MAX_ACTIVE_JOBS", DEFAULT_MAX_ACTIVE_JOBS),
+        login_limits=(
+            _positive_int(env, "ADMISSIONS_LOGIN_FAILURES_PER_PAIR", 5),
+            _positive_int(env, "ADMISSIONS_LOGIN_FAILURES_PER_ADDRESS", 20),
+            _positive_int(env, "ADMISSIONS_LOGIN_FAILURES_PER_USER", 50),
+            _positive_float(env, "ADMISSIONS_LOGIN_WINDOW_S", 300.0),
+        ),
     )
 
 

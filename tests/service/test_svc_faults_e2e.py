@@ -254,14 +254,18 @@ def test_a_failing_jobs_database_answers_503_while_predictions_go_on(
         server.stop()
 
 
-def test_sigkill_of_the_server_group_leaves_no_serving_process(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"])
+def test_a_signal_to_the_server_group_leaves_no_serving_process(
+    pipeline_run: PipelineRun, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """What `make serve` started, stopped as a terminal (Ctrl-C), a supervisor or `kill -9` would."""
     env = service_env(pipeline_run, tmp_path)
     server = Server(env, tmp_path / "serve.log").start()
     assert server.process is not None
     tree = psutil.Process(server.process.pid).children(recursive=True)
     assert len(tree) >= 3  # API workers and the batch model service
-    os.killpg(server.process.pid, signal.SIGKILL)
-    server.process.wait(10)
+    os.killpg(server.process.pid, sig)
+    server.process.wait(30)
     _, alive = psutil.wait_procs(tree, timeout=30)
     leftovers = [p.pid for p in alive]
     for process in alive:  # do not leave them to the next test

@@ -324,3 +324,27 @@ def test_one_user_cannot_queue_more_than_the_active_limit(store: JobStore) -> No
     job = claim(store)
     assert store.complete(job, np.zeros(3), "admissions:x")  # one finished: alice may submit again
     store.submit("u-alice", ROWS, max_active=3)
+
+
+def test_a_failing_chunk_cancels_the_chunks_still_in_flight(store: JobStore) -> None:
+    """Issue 13 item 3: a dead attempt's requests must not pile onto a restarted batch service."""
+    store.submit("alice", np.zeros((40, 7)))
+    cancelled: list[int] = []
+    started: list[int] = []
+
+    async def predict(rows: np.ndarray) -> tuple[list[float], str]:
+        index = len(started)
+        started.append(index)
+        if index == 1:
+            await asyncio.sleep(0.05)
+            raise ServiceUnavailableError("batch model down")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(index)
+            raise
+        return [0.0] * len(rows), "admissions:x"
+
+    asyncio.run(JobRunner(store, predict, chunk_rows=4, first_retry_s=60).run(claim(store)))
+    assert len(started) <= 5  # a few at a time (the failed one's slot may start one more), not all ten
+    assert sorted(cancelled) == [i for i in started if i != 1]  # every other request was cancelled
