@@ -67,6 +67,7 @@ _SINGLE_URL = settings.single_model_url()
 _BODY_LIMITS = settings.or_exit(settings.body_limits)
 reads = Starlette()  # GET routes; filled in below, bound to the running service in AdmissionsAPI.__init__
 T = TypeVar("T")
+THROTTLED_ANSWER_DELAY_S = 1.0
 _BANNER = "!" * 100
 _EPHEMERAL_WARNING = (
     f"{_BANNER}\nWARNING: ADMISSIONS_DEV_MODE=1 and no JWT_SECRET_KEY: using an EPHEMERAL JWT secret; tokens die"
@@ -195,10 +196,9 @@ class AdmissionsAPI:
         """Exchange a user name and password for a bearer token. After a few failures, 429 with Retry-After."""
         client = ctx.request.client
         address = client.host if client else "unknown"
-        wait = await asyncio.to_thread(self.throttle.retry_after, username, address)
-        if wait is not None:  # refused before the expensive hash is computed
-            raise TooManyRequestsError("too many failed logins: try again later", wait)
+        await self._refuse_if_throttled(username, address)
         async with self._hashing:  # one argon2 hash at a time per worker: logins cannot take every core
+            await self._refuse_if_throttled(username, address)  # again: failures may have landed while queued
             user = await asyncio.to_thread(users.authenticate_user, self.settings.users_file, username, password)
         if user is None:
             await asyncio.to_thread(self.throttle.failed, username, address)
@@ -206,6 +206,15 @@ class AdmissionsAPI:
         await asyncio.to_thread(self.throttle.succeeded, username, address)
         token = auth.issue(self.policy, user.id, name=username, generation=user.generation)
         return TokenResponse(access_token=token.access_token, expires_in=token.expires_in)
+
+    async def _refuse_if_throttled(self, username: str, address: str) -> None:
+        """429 before the expensive hash. The answer is held back a second (it costs a sleeping coroutine,
+        no CPU), so a client hammering /login gets about one answer a second per connection instead of
+        keeping the cores busy with refusals."""
+        wait = await asyncio.to_thread(self.throttle.retry_after, username, address)
+        if wait is not None:
+            await asyncio.sleep(THROTTLED_ANSWER_DELAY_S)
+            raise TooManyRequestsError("too many failed logins: try again later", wait)
 
     @bentoml.api(input_spec=Applicant, output_spec=Prediction)
     @answers_errors
