@@ -181,7 +181,9 @@ def start_and_fail(env: dict[str, str], log: Path) -> subprocess.CompletedProces
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("problem", ["corrupt", "not-a-directory", "too-many-workers", "no-model"])
+@pytest.mark.parametrize(
+    "problem", ["corrupt", "not-a-directory", "locked", "unreadable-users", "too-many-workers", "no-model"]
+)
 def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
     pipeline_run: PipelineRun, tmp_path: Path, problem: str
 ) -> None:
@@ -193,6 +195,16 @@ def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
         (tmp_path / "plain-file").write_text("x")
         env["ADMISSIONS_JOBS_DB"] = str(tmp_path / "plain-file" / "jobs.sqlite")
         expected = "plain-file is not a folder"
+    elif problem == "locked":  # another process holds the write lock for longer than the 30 s busy timeout
+        import sqlite3
+
+        holder = sqlite3.connect(env["ADMISSIONS_JOBS_DB"], isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        expected = "database is locked"
+    elif problem == "unreadable-users":
+        Path(env["ADMISSIONS_USERS_FILE"]).unlink()
+        Path(env["ADMISSIONS_USERS_FILE"]).mkdir()
+        expected = f"cannot read users file {env['ADMISSIONS_USERS_FILE']}"
     elif problem == "too-many-workers":
         env["ADMISSIONS_API_WORKERS"] = "64"
         expected = "ADMISSIONS_API_WORKERS must be at most 32"
@@ -200,6 +212,8 @@ def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
         env["BENTOML_HOME"] = str(tmp_path / "empty-store")
         expected = f"no model admissions:latest is registered in {tmp_path / 'empty-store'}"
     done = start_and_fail(env, tmp_path / "serve.log")
+    if problem == "locked":
+        holder.close()
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert expected in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
