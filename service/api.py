@@ -52,7 +52,7 @@ from service.lifecycle import die_with_parent
 from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.openapi import OpenAPIDocument
-from service.runner import JobRunner
+from service.runner import JobRunner, results_json
 from service.throttle import Limits, LoginThrottle
 
 logger = logging.getLogger("admissions.api")
@@ -384,18 +384,17 @@ async def get_job_results(request: Request) -> Response:
     api: AdmissionsAPI = request.app.state.api
     try:
         options = Options.of(request.query_params)
-        job, _ = await asyncio.to_thread(api.runner.results, job_id(request), request.scope[USER_KEY])
+        job, chances = await asyncio.to_thread(api.runner.results, job_id(request), request.scope[USER_KEY])
         try:  # the intervals of the model that made the predictions, when it is still the one served
             table = await api._intervals.of_model(job.model_tag or "", api.batch.to_async.info)
         except Exception:
             table = None
         if table is None:
-            note = {"intervals": None, "interval_level": None, "interval_note": "the model that made these "
-                    "predictions is no longer served: no intervals"}  # fmt: skip
-            extras = lambda _job, _chances: note  # noqa: E731
+            note = "the model that made these predictions is no longer served: no intervals"
+            extras = {"intervals": None, "interval_level": None, "interval_note": note}
         else:
-            extras = lambda _job, chances: batch_extras(table, options, chances.tolist())  # noqa: E731
-        body = await asyncio.to_thread(api.runner.results_body, job.id, request.scope[USER_KEY], extras)
+            extras = batch_extras(table, options, chances.tolist())
+        body = await asyncio.to_thread(results_json, job, chances, extras)
     except ServiceError as exc:
         return error_response(exc)
     return Response(body, media_type="application/json")

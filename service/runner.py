@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 
@@ -206,10 +207,12 @@ class JobRunner:
         assert job.status == COMPLETED
         return job, predictions
 
-    def results_body(self, job_id: str, owner: str, extras: Callable[[Job, np.ndarray], dict] | None = None) -> bytes:
-        """The JSON body of a results response; ``extras`` adds fields (the intervals) from the job and chances."""
-        job, predictions = self.results(job_id, owner)
-        body = {"job_id": job.id, "model_tag": job.model_tag, "rows": job.n_rows, "chances": predictions.tolist()}
-        if extras is not None:
-            body.update(extras(job, predictions))
-        return json.dumps(body).encode()
+    def results_body(self, job_id: str, owner: str) -> bytes:
+        """The JSON body of a results response, or :class:`JobNotReadyError` while the job is not completed."""
+        return results_json(*self.results(job_id, owner))
+
+
+def results_json(job: Job, predictions: np.ndarray, extras: dict[str, Any] | None = None) -> bytes:
+    """A completed job's results as JSON; ``extras`` adds fields (its intervals)."""
+    body = {"job_id": job.id, "model_tag": job.model_tag, "rows": job.n_rows, "chances": predictions.tolist()}
+    return json.dumps({**body, **(extras or {})}).encode()
