@@ -67,16 +67,16 @@ build-bento: $(ENV_STAMP) ## the pipeline through the promotion gate and BuildBe
 # --- Container image and compose stack (docs/docker.md) -------------------------------------------------
 # MODEL_VERSION=<tag>: that registered model instead of the pipeline's; BENTO_TAG=<tag>: that Bento.
 MODEL_ARGS = $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
-STACK = DOCKER_IMAGE="$(DOCKER_IMAGE)" MODEL_VERSION="$(MODEL_VERSION)" PORT="$(PORT)" MONITORING="$(MONITORING)" SCALE="$(SCALE)" bash deploy/stack.sh
+STACK = DOCKER_IMAGE="$(DOCKER_IMAGE)" MODEL_VERSION="$(MODEL_VERSION)" PORT="$(PORT)" MONITORING="$(MONITORING)" POSTGRES="$(POSTGRES)" SCALE="$(SCALE)" bash deploy/stack.sh
 DOCKER_TESTS ?= tests/docker
 
 build-docker: $(ENV_STAMP) ## build the image (pipeline through Containerize); BENTO_TAG=<tag>, MODEL_VERSION=<tag>
 	$(PIPELINE) Containerize $(PIPELINE_ARGS) $(MODEL_ARGS) $(if $(BENTO_TAG),--bento $(BENTO_TAG))
 
-run-docker: ## start the compose stack, wait until healthy (DOCKER_IMAGE, MODEL_VERSION, PORT, MONITORING=1, SCALE)
+run-docker: ## start the compose stack, wait until healthy (DOCKER_IMAGE, MODEL_VERSION, PORT, MONITORING=1, POSTGRES=1, SCALE)
 	@$(STACK) up
 
-stop-docker: ## stop this checkout's compose stack (COMPOSE_PROJECT_NAME; volumes are kept)
+stop-docker: ## stop this checkout's compose stack, every profile (COMPOSE_PROJECT_NAME; volumes are kept)
 	@$(STACK) down
 
 test-docker: $(ENV_STAMP) ## container tests with the real engine: build or reuse the image, run the stack, faults

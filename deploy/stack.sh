@@ -3,14 +3,16 @@
 #   deploy/stack.sh up      image checks, users file and secret in, `docker compose up --wait`, URL out
 #   deploy/stack.sh down    stops this checkout's stack only (its volumes stay)
 #   deploy/stack.sh name    prints the compose project name
-# Variables: DOCKER_IMAGE, MODEL_VERSION, PORT, COMPOSE_PROJECT_NAME, MONITORING=1, SCALE, ADMISSIONS_ENV_FILE,
-# ADMISSIONS_USERS_HOST_FILE (see docs/docker.md). Every failure is one line on stderr and exit 1.
+# Variables: DOCKER_IMAGE, MODEL_VERSION, PORT, COMPOSE_PROJECT_NAME, MONITORING=1, POSTGRES=1, SCALE,
+# ADMISSIONS_ENV_FILE, ADMISSIONS_USERS_HOST_FILE (see docs/docker.md). Every failure is one line on stderr
+# and exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LABEL=org.graduate-admissions
 PROMETHEUS_UPSTREAM=prom/prometheus:v3.5.0   # pinned; pulled where a registry answers
 PROMETHEUS_LOCAL=admissions-prometheus:2.42  # else built from Debian's package (deploy/prometheus)
+POSTGRES_LOCAL=admissions-postgres:15        # always built here, from Debian's package (deploy/postgres)
 
 fail() { echo "$*" >&2; exit 1; }
 
@@ -68,12 +70,37 @@ prometheus_image() {
     echo "$PROMETHEUS_LOCAL"
 }
 
+# PostgreSQL (POSTGRES=1): POSTGRES_IMAGE, else the local build of deploy/postgres, tagged with a hash of that
+# folder so a change to it is built again.
+postgres_image() {
+    local image=${POSTGRES_IMAGE:-}
+    if [ -n "$image" ]; then echo "$image"; return; fi
+    image=$POSTGRES_LOCAL-$(cat deploy/postgres/Dockerfile deploy/postgres/entrypoint.sh | sha256sum | cut -c1-12)
+    if ! docker image inspect "$image" >/dev/null 2>&1; then
+        echo "Building $image from Debian's postgresql package (deploy/postgres), about a minute the first time." >&2
+        local log=artefacts/postgres-build.log
+        mkdir -p artefacts
+        DOCKER_BUILDKIT=0 docker build -t "$image" deploy/postgres >"$log" 2>&1 ||
+            fail "The PostgreSQL image build failed; full build log: $log"
+    fi
+    docker tag "$image" "$POSTGRES_LOCAL"  # the compose file's default, for docker compose by hand
+    echo "$image"
+}
+
+enabled() { [ -n "${1:-}" ] && [ "$1" != 0 ]; }
+
 up() {
     need_engine
     local env_file=${ADMISSIONS_ENV_FILE:-.env}
     [ -f "$env_file" ] || fail "No $env_file: copy .env.example to .env and fill it in (see README)."
     grep -Eq '^JWT_SECRET_KEY=.{32,}' "$env_file" ||
         fail "$env_file has no JWT_SECRET_KEY of 32+ characters: generate one as .env.example shows."
+    local postgres_password=
+    if enabled "${POSTGRES:-}"; then
+        postgres_password=$(sed -n 's/^ADMISSIONS_POSTGRES_PASSWORD=//p' "$env_file" | tail -1)
+        [[ $postgres_password =~ ^[A-Za-z0-9_-]{24,}$ ]] ||
+            fail "POSTGRES=1 needs ADMISSIONS_POSTGRES_PASSWORD in $env_file, 24+ characters of A-Z a-z 0-9 _ -: generate one as .env.example shows."
+    fi
     local users=${ADMISSIONS_USERS_HOST_FILE:-var/users.json}
     [ -r "$users" ] || fail "No users file $users: add a user with make users-add NAME=alice first."
     export ADMISSIONS_USERS_JSON ADMISSIONS_USERS_SHA256 ADMISSIONS_IMAGE
@@ -82,10 +109,25 @@ up() {
     ADMISSIONS_IMAGE=$(choose_image)
     export API_PORT=${PORT:-${API_PORT:-3000}}
     local profiles=()
-    if [ -n "${MONITORING:-}" ] && [ "${MONITORING}" != 0 ]; then
+    if enabled "${MONITORING:-}"; then
         PROMETHEUS_IMAGE=$(prometheus_image)
         export PROMETHEUS_IMAGE
-        profiles=(--profile monitoring)
+        profiles+=(--profile monitoring)
+    fi
+    # The jobs: PostgreSQL in the postgres service, or (as before) the SQLite file, or a URL from the env file.
+    # Never an ADMISSIONS_JOBS_URL of this shell: it names a database as this host sees it.
+    unset ADMISSIONS_JOBS_URL
+    export ADMISSIONS_POSTGRES_PASSWORD=$postgres_password
+    if [ -n "$postgres_password" ]; then
+        POSTGRES_IMAGE=$(postgres_image)
+        export POSTGRES_IMAGE
+        export ADMISSIONS_JOBS_URL="postgresql://admissions:$postgres_password@postgres:5432/admissions"
+        ADMISSIONS_POSTGRES_PASSWORD_SHA256=$(printf %s "$postgres_password" | sha256sum | cut -c1-64)
+        export ADMISSIONS_POSTGRES_PASSWORD_SHA256
+        profiles+=(--profile postgres)
+    elif [ -n "$(docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+        --filter label=com.docker.compose.volume=postgres)" ]; then
+        echo "Note: this stack has jobs in PostgreSQL (volume ${COMPOSE_PROJECT_NAME}_postgres); without POSTGRES=1 the API uses the SQLite file instead (jobs are not moved): make run-docker POSTGRES=1 keeps PostgreSQL." >&2
     fi
     local scale=()
     for replicas in ${SCALE:-}; do  # SCALE="batch=2 single=2": more model-service replicas
@@ -102,13 +144,14 @@ up() {
     local host=${API_BIND:-127.0.0.1}
     [ "$host" = 0.0.0.0 ] && host=127.0.0.1
     echo "Healthy after $((SECONDS - started)) s. API: http://$host:$API_PORT  (docs: http://$host:$API_PORT/ , metrics: /metrics)"
-    [ ${#profiles[@]} -eq 0 ] || echo "Prometheus: http://127.0.0.1:${PROMETHEUS_PORT:-9090}"
+    if enabled "${MONITORING:-}"; then echo "Prometheus: http://127.0.0.1:${PROMETHEUS_PORT:-9090}"; fi
+    [ -z "$postgres_password" ] || echo "Jobs: PostgreSQL (service postgres, volume ${COMPOSE_PROJECT_NAME}_postgres)"
 }
 
 down() {
     need_engine
-    # Every profile, so the monitoring containers stop too; volumes (jobs, metrics) stay.
-    ADMISSIONS_USERS_JSON= docker compose --env-file /dev/null --profile '*' down
+    # Every profile, so the monitoring and postgres containers stop too; volumes (jobs, metrics) stay.
+    ADMISSIONS_USERS_JSON= ADMISSIONS_POSTGRES_PASSWORD= docker compose --env-file /dev/null --profile '*' down
 }
 
 case "${1:-}" in

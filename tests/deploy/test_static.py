@@ -75,7 +75,26 @@ def test_the_model_services_are_only_on_the_internal_network() -> None:
     assert COMPOSE["networks"]["models"]["internal"] is True
     for name in MODEL_SERVICES:
         assert services[name]["networks"] == ["models"]
-    assert set(services["api"]["networks"]) == {"models", "public"}
+    assert set(services["api"]["networks"]) == {"models", "public", "jobs-db"}
+
+
+def test_the_postgres_profile_is_optional_unpublished_and_shares_a_network_with_the_api_only() -> None:
+    services = COMPOSE["services"]
+    postgres, api = services["postgres"], services["api"]
+    assert postgres["profiles"] == ["postgres"] and "ports" not in postgres
+    assert postgres["networks"] == ["jobs-db"] and COMPOSE["networks"]["jobs-db"]["internal"] is True
+    assert {name for name, spec in services.items() if "jobs-db" in spec.get("networks", [])} == {"api", "postgres"}
+    assert postgres["pull_policy"] == "never" and postgres["cap_drop"] == ["ALL"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert "postgres:/var/lib/postgresql/data" in [v.split("  ")[0] for v in postgres["volumes"]]
+    assert "postgres" in COMPOSE["volumes"]
+    # The password: a secret from make run-docker's environment (the env file), never a value here.
+    assert [s["source"] for s in postgres["secrets"]] == ["postgres_password"]
+    assert COMPOSE["secrets"]["postgres_password"] == {"environment": "ADMISSIONS_POSTGRES_PASSWORD"}
+    assert "ADMISSIONS_POSTGRES_PASSWORD=\n" in (ROOT / ".env.example").read_text()
+    # Without the profile the API keeps its SQLite file: the URL is empty and the dependency optional.
+    assert api["environment"]["ADMISSIONS_JOBS_URL"] == "${ADMISSIONS_JOBS_URL:-}"
+    assert api["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
 
 
 def test_batch_jobs_live_on_a_named_volume_and_users_come_in_as_a_secret() -> None:
@@ -114,7 +133,7 @@ def test_the_grafana_dashboard_is_valid_json_and_provisioned() -> None:
 
 
 def test_the_dockerfiles_pass_hadolint() -> None:
-    done = run_tool(str(BIN / "hadolint"), "deploy/prometheus/Dockerfile")
+    done = run_tool(str(BIN / "hadolint"), "deploy/prometheus/Dockerfile", "deploy/postgres/Dockerfile")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -209,3 +228,10 @@ def test_make_passes_bento_tag_and_model_version_to_the_pipeline() -> None:
     assert "--model-version def" in dry_run("build-docker", "MODEL_VERSION=def")
     assert "--model-version def" in dry_run("build-bento", "MODEL_VERSION=def")
     assert "--bento" not in dry_run("build-docker") and "--model-version" not in dry_run("build-bento")
+
+
+def test_make_passes_monitoring_and_postgres_to_the_stack_script() -> None:
+    for target in ("run-docker", "stop-docker"):
+        command = subprocess.run(["make", "-n", target, "MONITORING=1", "POSTGRES=1"], cwd=ROOT, capture_output=True,
+                                 text=True, check=True).stdout  # fmt: skip
+        assert 'MONITORING="1"' in command and 'POSTGRES="1"' in command and "bash deploy/stack.sh" in command
