@@ -32,33 +32,59 @@ def normalise_column(name: str) -> str:
 
 
 def read_raw(path: Path) -> pd.DataFrame:
-    """The raw CSV as text cells with normalised column names; the line number is the index."""
+    """The raw CSV as text cells with normalised column names; the line number is the index.
+
+    The contract's columns are categoricals (each distinct text once, a code per cell): the CSV reader
+    finds each column's distinct texts as it reads, and validation parses and checks each one once
+    (``pipeline/validation.py``). The cells are the file's texts either way.
+    """
     if not path.is_file():
         raise DataError(f"raw data file {path} does not exist or is not a file")
     try:
         if path.stat().st_size == 0:
             raise DataError(f"raw data file {path} is empty")
-        # header=None: pandas would rename a repeated name ("GRE Score.1") and hide the clash.
-        cells = pd.read_csv(
-            path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8"
-        )
+        header = [str(name) for name in _read_cells(path, nrows=1).iloc[0]]
+        check_header(header, path)
+        kinds = {at: "category" if normalise_column(name) in COLUMNS else str for at, name in enumerate(header)}
+        cells = _read_cells(path, dtype=kinds)
     except UnicodeDecodeError as exc:
         raise DataError(f"raw data file {path} is not a UTF-8 CSV file (byte {exc.start} is not text)") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise DataError(f"raw data file {path} is not a readable CSV file: {exc}".strip()) from exc
     except OSError as exc:  # no read permission, a vanished file, an I/O error
         raise DataError(f"raw data file {path} cannot be read: {exc.strerror or exc}") from exc
-    header = [str(name) for name in cells.iloc[0]]
-    check_header(header, path)
-    frame = cells.iloc[1:].set_axis([normalise_column(name) for name in header], axis="columns")
-    missing = [spec.raw_name for spec in (*FEATURES, TARGET) if spec.name not in frame.columns]
+    cells = cells.set_axis([normalise_column(name) for name in header], axis="columns")
+    missing = [spec.raw_name for spec in (*FEATURES, TARGET) if spec.name not in cells.columns]
     if missing:
         raise DataError(f"raw data file {path} lacks column(s): {', '.join(missing)}")
-    if frame.empty:
+    if len(cells) == 1:
         raise DataError(f"raw data file {path} has a header but no rows")
-    frame = frame[list(COLUMNS)]
+    frame = pd.DataFrame({name: _below_header(cells[name]) for name in COLUMNS})
     frame.index = pd.RangeIndex(2, len(frame) + 2, name="line")  # line 1 is the header
     return frame
+
+
+def _read_cells(path: Path, **options: Any) -> pd.DataFrame:
+    """The CSV's cells as text, the header a row like the others.
+
+    ``header=None``: pandas would rename a repeated name ("GRE Score.1") and hide the clash. It also
+    keeps categoricals' categories text: pandas turns them into numbers when every one reads as a
+    number ("4.50" and "4.5" would both become 4.5), and a contract column's header never does (its
+    name has letters). ``low_memory=False``: one block; a chunked read merges the chunks' categories
+    afterwards, ~0.25 s more at a million rows.
+    """
+    options.setdefault("dtype", str)
+    return pd.read_csv(
+        path, header=None, keep_default_na=False, skipinitialspace=True, encoding="utf-8", low_memory=False, **options
+    )
+
+
+def _below_header(cells: pd.Series) -> pd.Series:
+    """A categorical column's rows without its header, and without the header among its categories
+    (unless a row repeats it): ``astype(float)`` then works as on text columns."""
+    codes = cells.cat.codes.to_numpy()
+    rows = cells.iloc[1:]
+    return rows if (codes[1:] == codes[0]).any() else rows.cat.remove_categories([cells.iloc[0]])
 
 
 def check_header(header: list[str], path: Path) -> None:

@@ -82,6 +82,24 @@ def test_bad_rows_are_rejected_with_their_reason(tmp_path: Path, row: str, reaso
     assert reason in rejects.loc[3, "reason"]
 
 
+def test_cells_keep_their_text_when_every_one_reads_as_a_number(tmp_path: Path) -> None:
+    # read_raw reads the contract's columns as categoricals, whose categories pandas turns into numbers
+    # when all of them read as numbers: "4.20" must stay "4.20", and "300.0" and "300" two texts.
+    rows = GOOD + "2,300.0,118,4,4.20,4.5,9.65,1,0.92\r\n" + "3,300,118,4,4.5,4.5,9.65,1,0.92\r\n"
+    raw = read_raw(write(tmp_path, HEADER + rows))
+    assert raw["gre_score"].tolist() == ["337", "300.0", "300"]
+    assert raw.astype(float)["sop"].tolist() == [4.5, 4.2, 4.5]  # the header is no category of its column
+    _, rejects = validate(raw)
+    assert rejects["reason"].to_dict() == {3: "sop: Input should be a multiple of 0.5 (got '4.20')"}
+
+
+def test_a_repeated_header_line_is_a_rejected_row(tmp_path: Path) -> None:
+    valid, rejects = validate(read_raw(write(tmp_path, HEADER + GOOD + HEADER)))
+    assert len(valid) == 1
+    assert rejects.loc[3, "reason"].startswith("gre_score: Input should be a valid integer, unable to parse string")
+    assert rejects.loc[3, "gre_score"] == "GRE Score"
+
+
 def test_duplicate_rows_are_rejected_naming_the_first(tmp_path: Path) -> None:
     _, rejects = validate(read_raw(write(tmp_path, HEADER + GOOD + GOOD.replace("1,", "2,", 1))))
     assert rejects.loc[3, "reason"] == "duplicate of line 2"
