@@ -1,10 +1,10 @@
-"""Peak memory of one API worker while it takes a JSON job upload, per row (issue 13, item 4).
+"""Peak memory of one API worker while it takes a job upload, JSON or CSV, per row (issues 12 and 13).
 
 Starts a real `bentoml serve` (one API worker) against the registered model in $BENTOML_HOME, submits
 jobs of growing size, samples the worker's RSS every 20 ms during each upload, and prints the peak
 growth per row. The default ADMISSIONS_MAX_JOB_SIZE is derived from this figure (docs/operations.md).
 
-    .tox/dev/bin/python bench/job_memory.py [rows ...]     # default: 25000 50000 100000
+    .tox/dev/bin/python bench/job_memory.py [--csv] [rows ...]   # default: 25000 50000 100000
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def wait_ready(url: str, deadline_s: float = 120) -> None:
     raise SystemExit(f"server not ready at {url}")
 
 
-def main(sizes: list[int]) -> int:
+def main(sizes: list[int], csv: bool) -> int:
     folder = Path(tempfile.mkdtemp(prefix="job-memory-"))
     users.add(folder / "users.json", "bench", "bench-password")
     port = free_port()
@@ -59,6 +59,7 @@ def main(sizes: list[int]) -> int:
         "ADMISSIONS_JOBS_DB": str(folder / "jobs.sqlite"),
         "ADMISSIONS_API_WORKERS": "1",
         "ADMISSIONS_MAX_JOB_SIZE": str(max(sizes)),
+        "ADMISSIONS_MAX_CSV_JOB_SIZE": str(max(sizes)),
     }
     log = folder / "serve.log"
     command = [sys.executable, "-m", "bentoml", "serve", "service.api:AdmissionsAPI", "--port", str(port)]
@@ -70,13 +71,17 @@ def main(sizes: list[int]) -> int:
     try:
         wait_ready(f"{url}/readyz")
         token = requests.post(f"{url}/login", json={"username": "bench", "password": "bench-password"}, timeout=30)
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}", "Content-Type": "application/json"}
+        media = "text/csv" if csv else "application/json"
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}", "Content-Type": media}
         worker = max(psutil.Process(server.pid).children(recursive=True), key=lambda p: p.memory_info().rss)
         row = {"gre_score": 320, "toefl_score": 110, "university_rating": 4, "sop": 4.5, "lor": 4.0, "cgpa": 9.1}
         row["research"] = 1
         print(f"{'rows':>9} {'body MB':>8} {'baseline MiB':>13} {'peak MiB':>9} {'bytes/row':>10}")
         for size in sizes:
-            body = json.dumps({"applicants": [row] * size}).encode()
+            if csv:
+                body = (",".join(row) + "\n" + (",".join(map(str, row.values())) + "\n") * size).encode()
+            else:
+                body = json.dumps({"applicants": [row] * size}).encode()
             baseline = worker.memory_info().rss
             peak = baseline
             done = threading.Event()
@@ -103,4 +108,5 @@ def main(sizes: list[int]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main([int(a) for a in sys.argv[1:]] or [25_000, 50_000, 100_000]))
+    arguments = [a for a in sys.argv[1:] if a != "--csv"]
+    sys.exit(main([int(a) for a in arguments] or [25_000, 50_000, 100_000], csv="--csv" in sys.argv[1:]))

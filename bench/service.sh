@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# The service benchmarks, end to end: start `bentoml serve` (default topology) on a loopback port with a
-# throw-away users file, jobs database and JWT secret, then load it from separate processes (wrk, hey,
-# python), a valid token on every request:
-#   /predict, 10 clients: closed loop with wrk and with hey, and hey offering 600 req/s
-#                                              target: >= 500 req/s with p99 <= 50 ms
-#   /predict, 64 clients for 60 s (wrk)        target: zero failed requests
-#   /predict_batch, 1,000 rows, 6 clients (hey) target: >= 100,000 rows/s
-#   one 100,000-row job (python)               target: completed <= 10 s after submission
-# Usage: bench/service.sh   (env: BENCH_PORT=3399, PY=.tox/dev/bin/python, SECONDS_SHORT=30, SECONDS_LONG=60)
+# The service benchmarks, end to end, ending with a verdict table (bench/verdict.py; exit 1 on a miss).
+# Starts `bentoml serve` (default topology) on a loopback port with a throw-away users file, jobs
+# database and JWT secret, and the raw Starlette yardstick (bench/raw_app.py) beside it, then loads
+# them one at a time from separate processes (wrk, hey, python), a valid token on every request:
+#   /predict, 10 clients, wrk, the service and then the raw app   targets: >= 0.6x the raw app; p99 <= 10 ms
+#   /predict, 64 clients (wrk)                                     target: zero failed requests
+#   /predict_batch, 10,000-row JSON batches, 4 clients (hey)       target: >= 300,000 rows/s
+#   /predict_batch, 100,000-row CSV batches, 2 clients (hey)       target: >= 1,000,000 rows/s
+#   a 1,000,000-row CSV job: submitted, completed, downloaded      target: <= 3 s
+#   a 100,000-row JSON job: submitted to completed                 target: <= 10 s
+# Usage: bench/service.sh   (env: BENCH_PORT=3399, PY=.tox/dev/bin/python, SECONDS_SHORT=20, SECONDS_LONG=30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.tox/dev/bin/python}
 port=${BENCH_PORT:-3399}
-short=${SECONDS_SHORT:-30}
+raw_port=$((port - 1))
+short=${SECONDS_SHORT:-20}
 url="http://127.0.0.1:$port"
 for tool in wrk hey; do
   command -v $tool >/dev/null || { echo "error: $tool not found (Debian: apt-get install -y wrk hey)" >&2; exit 2; }
 done
 work=$(mktemp -d -t admissions-bench-XXXXXX)
+out=$work/out
+mkdir -p "$out"
 password=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
 JWT_SECRET_KEY=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')
 export JWT_SECRET_KEY ADMISSIONS_USERS_FILE=$work/users.json ADMISSIONS_JOBS_DB=$work/jobs.sqlite BENTOML_DO_NOT_TRACK=true
@@ -25,27 +30,41 @@ echo "$password" | "$PY" -m service.users add bench >/dev/null
 
 setsid "$PY" -m bentoml serve service.api:AdmissionsAPI --host 127.0.0.1 --port "$port" >"$work/serve.log" 2>&1 &
 server=$!
-trap 'kill -TERM -- -$server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
+setsid "$PY" bench/raw_app.py --port "$raw_port" >"$work/raw.log" 2>&1 &
+raw=$!
+trap 'kill -TERM -- -$server -$raw 2>/dev/null || true; wait $server $raw 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 120); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.5; done
 curl -sf "$url/readyz" >/dev/null || { echo "error: server not ready; log:" >&2; tail -30 "$work/serve.log" >&2; exit 1; }
 TOKEN=$(curl -sf "$url/login" -H 'Content-Type: application/json' \
   -d "{\"username\":\"bench\",\"password\":\"$password\"}" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 export TOKEN
 auth="Authorization: Bearer $TOKEN"
-one='{"gre_score":320,"toefl_score":110,"university_rating":4,"sop":4.5,"lor":4.0,"cgpa":9.1,"research":1}'
-"$PY" -c 'import json, sys; sys.path.insert(0, "bench"); from batch_throughput import applicants
-print(json.dumps({"applicants": applicants(1000)}))' >"$work/batch1000.json"
-hey_summary() { grep -E "Requests/sec|  50% in|  99% in|^  \[[0-9]+\]\s+[0-9]+ responses|Error distribution" | tr -s ' \t' ' ' | paste -sd' '; }
+"$PY" - "$work" <<'EOF'
+import sys
+sys.path.insert(0, "bench")
+from batch_throughput import applicants, body_of
+work = sys.argv[1]
+open(f"{work}/batch.json", "wb").write(body_of(applicants(10_000), csv=False))
+open(f"{work}/batch.csv", "wb").write(body_of(applicants(100_000), csv=True))
+EOF
+echo 10000 >"$out/batch_json.rows"
+echo 100000 >"$out/batch_csv.rows"
+show() { tee "$1" | { grep -E "RESULT|Requests/sec|99% in|responses|Error|^job" || true; } | tr -s ' \t' ' ' | paste -sd' '; }
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for _ in $(seq 1 60); do curl -s -o /dev/null "http://127.0.0.1:$raw_port/predict" && break; sleep 0.5; done
 bench/load_predict.sh "$url" 10 5 >/dev/null  # warm-up, not reported
-echo "## /predict, 10 clients, closed loop, wrk";   bench/load_predict.sh "$url" 10 "$short" | grep RESULT
-echo "## /predict, 10 clients, closed loop, hey";   hey -z "${short}s" -c 10 -m POST -T application/json -H "$auth" -d "$one" "$url/predict" | hey_summary
-echo "## /predict, 10 clients offering 600 req/s, hey"
-hey -z "${short}s" -c 10 -q 60 -m POST -T application/json -H "$auth" -d "$one" "$url/predict" | hey_summary
-echo "## /predict, 64 clients, wrk";                bench/load_predict.sh "$url" 64 "${SECONDS_LONG:-60}" | grep RESULT
-hey -z 5s -c 6 -m POST -T application/json -H "$auth" -D "$work/batch1000.json" "$url/predict_batch" >/dev/null  # warm-up
-echo "## /predict_batch, 1,000 rows, 6 clients, hey (rows/s = 1,000 x req/s)"
-hey -z "${short}s" -c 6 -m POST -T application/json -H "$auth" -D "$work/batch1000.json" "$url/predict_batch" | hey_summary
-echo "## a 100,000-row job";                          "$PY" bench/batch_throughput.py --url "$url" --seconds 0 --job-rows 100000
+bench/load_predict.sh "http://127.0.0.1:$raw_port" 10 5 >/dev/null
+echo "## /predict, 10 clients, wrk: the service";  bench/load_predict.sh "$url" 10 "$short" | show "$out/predict_api.wrk"
+echo "## /predict, 10 clients, wrk: the raw app";  bench/load_predict.sh "http://127.0.0.1:$raw_port" 10 "$short" | show "$out/predict_raw.wrk"
+kill -TERM -- -$raw 2>/dev/null || true  # the yardstick is done: it must not share the cores from here on
+echo "## /predict, 64 clients, wrk";               bench/load_predict.sh "$url" 64 "${SECONDS_LONG:-30}" | show "$out/predict_64.wrk"
+hey -z 5s -c 4 -m POST -T application/json -H "$auth" -D "$work/batch.json" "$url/predict_batch" >/dev/null  # warm-up
+echo "## /predict_batch, 10,000-row JSON batches, 4 clients, hey"
+hey -z "${short}s" -c 4 -m POST -T application/json -H "$auth" -D "$work/batch.json" "$url/predict_batch" | show "$out/batch_json.hey"
+echo "## /predict_batch, 100,000-row CSV batches, 2 clients, hey"
+hey -z "${short}s" -c 2 -m POST -T text/csv -H "$auth" -D "$work/batch.csv" "$url/predict_batch" | show "$out/batch_csv.hey"
+echo "## a 1,000,000-row CSV job";  "$PY" bench/batch_throughput.py --url "$url" --seconds 0 --job-rows 1000000 --csv | show "$out/job_csv.job"
+echo "## a 100,000-row JSON job";   "$PY" bench/batch_throughput.py --url "$url" --seconds 0 --job-rows 100000 | show "$out/job_json.job"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$PY" bench/verdict.py "$out"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import json
 import logging
 import os
 import sys
@@ -24,7 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import auth, settings, users
+from service import auth, batch_bodies, settings, users, wire
+from service.batch_bodies import ColumnarBodies, wants_csv
+from service.columnar import to_csv
 from service.contract import (
     Applicant,
     BatchPrediction,
@@ -65,6 +66,7 @@ PREDICTIONS = bentoml.metrics.Counter(
 )
 _SINGLE_URL = settings.single_model_url()
 _BODY_LIMITS = settings.or_exit(settings.body_limits)
+_CSV_BODY_LIMITS = settings.or_exit(settings.csv_body_limits)
 reads = Starlette()  # GET routes; filled in below, bound to the running service in AdmissionsAPI.__init__
 T = TypeVar("T")
 THROTTLED_ANSWER_DELAY_S = 1.0
@@ -148,7 +150,7 @@ class AdmissionsAPI:
         self.runner = JobRunner(
             self.jobs,
             self._predict_job_rows,
-            chunk_rows=self.settings.max_batch_size,
+            chunk_rows=self.settings.max_csv_batch_size,  # the largest batch a request may carry
             lease_s=self.settings.job_lease_s,
             retry_window_s=self.settings.job_retry_window_s,
         )
@@ -164,6 +166,7 @@ class AdmissionsAPI:
         reads.state.api = self
         _SERVING.policy = self.policy
         _SERVING.directory = users.Directory(self.settings.users_file)
+        _SERVING.api = self
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
@@ -236,17 +239,33 @@ class AdmissionsAPI:
         result.update(single_extras(table, options, result["chance"]))
         PREDICTIONS.labels(endpoint="predict", model_tag=result["model_tag"]).inc()
         # Serialised here: BentoML's generic output path cost ~10% of /predict (py-spy); same JSON shape.
-        return Response(json.dumps(result), media_type="application/json")
+        return Response(wire.to_json(result), media_type="application/json")
 
     @bentoml.api(input_spec=BatchRequest, output_spec=BatchPrediction)
     @answers_errors
     async def predict_batch(self, applicants: list[Any], ctx: bentoml.Context) -> Response:
-        """Chances and intervals for 1 .. ADMISSIONS_MAX_BATCH_SIZE applicants, in input order. Query as /predict."""
-        options = Options.of(ctx.request.query_params)
+        """Chances and intervals for 1 .. ADMISSIONS_MAX_BATCH_SIZE applicants, in input order. Query as /predict.
+        Also takes ``text/csv`` (a header naming the seven fields, then a row per applicant, up to
+        ADMISSIONS_MAX_CSV_BATCH_SIZE) and answers CSV (``chance,interval_low,interval_high``) when
+        asked with ``Accept: text/csv``, or by default to a CSV body."""
+        # Valid bodies are usually answered by batch_bodies.ColumnarBodies before they get here.
+        return await self.answer_batch(as_rows(applicants), ctx.request, wants_csv(ctx.request.scope, csv_in=False))
+
+    def row_limits(self, path: str, csv: bool) -> int:
+        """The most rows a body may carry on ``path`` (/predict_batch or /jobs), as CSV or as JSON."""
+        if path == "/jobs":
+            return self.settings.max_csv_job_size if csv else self.settings.max_job_size
+        return self.settings.max_csv_batch_size if csv else self.settings.max_batch_size
+
+    async def answer_batch(self, rows: np.ndarray, request: Request, csv_out: bool) -> Response:
+        """The answer to a /predict_batch request whose (n, 7) rows are valid, as JSON or CSV."""
+        options = Options.of(request.query_params)
         if options.explain:
-            body = await self._explain_rows(as_rows(applicants))
+            if csv_out:
+                raise InvalidInputError("explanations come in JSON answers only: ask with Accept: application/json")
+            body = await self._explain_rows(rows)
         else:
-            chances, tag = await self._predict_rows(as_rows(applicants))
+            chances, tag = await self._predict_rows(rows)
             body = {"chances": chances, "model_tag": tag}
         try:
             table = await self._intervals.get(body["model_tag"], self.batch.to_async.info)
@@ -254,7 +273,15 @@ class AdmissionsAPI:
             raise ServiceUnavailableError(f"the batch model service failed: {type(exc).__name__}") from exc
         body.update(batch_extras(table, options, body["chances"]))
         PREDICTIONS.labels(endpoint="predict_batch", model_tag=body["model_tag"]).inc(len(body["chances"]))
-        return Response(json.dumps(body), media_type="application/json")
+        if csv_out:
+            return await csv_response(body)
+        return Response(wire.to_json(body), media_type="application/json")
+
+    async def accept_job(self, rows: np.ndarray, owner: str) -> Response:
+        """Store a job of valid (n, 7) rows and answer 202 with its status."""
+        job = await asyncio.to_thread(self.jobs.submit, owner, rows, self.settings.max_active_jobs)
+        self.runner.wake()
+        return JSONResponse(job.as_status(), status_code=202)
 
     async def _explain_rows(self, rows: Any) -> dict[str, Any]:
         """Chances (the same code path as predictions) with contributions, from the batch service, unbatched."""
@@ -267,32 +294,30 @@ class AdmissionsAPI:
         return result
 
     @bentoml.api(route="/jobs", input_spec=JobRequest, output_spec=JobStatus)
-    async def submit_job(self, applicants: list[Any], ctx: bentoml.Context) -> JobStatus | Response:
-        """Queue a batch job; answers 202 with the job id at once. Poll ``GET /jobs/status?job_id=...``."""
-        try:
-            rows = await asyncio.to_thread(as_rows, applicants)
-            owner = ctx.request.scope[USER_KEY]
-            job = await asyncio.to_thread(self.jobs.submit, owner, rows, self.settings.max_active_jobs)
-        except ServiceError as exc:
-            # With a Context parameter BentoML answers with ctx's status and headers, whatever the response says.
-            ctx.response.status_code = exc.status
-            ctx.response.metadata.update(exc.headers())
-            return error_response(exc)
-        self.runner.wake()
-        ctx.response.status_code = 202
-        return JobStatus(**job.as_status())
+    @answers_errors
+    async def submit_job(self, applicants: list[Any], ctx: bentoml.Context) -> Response:
+        """Queue a batch job; answers 202 with the job id at once. Poll ``GET /jobs/status?job_id=...``.
+        Also takes ``text/csv``, as /predict_batch does, up to ADMISSIONS_MAX_CSV_JOB_SIZE rows."""
+        # Valid bodies are usually taken by batch_bodies.ColumnarBodies before they get here.
+        rows = await asyncio.to_thread(as_rows, applicants)
+        ctx.response.status_code = 202  # with a Context parameter BentoML answers with ctx's status
+        return await self.accept_job(rows, ctx.request.scope[USER_KEY])
 
-    async def _predict_rows(self, rows: Any) -> tuple[list[float], str]:
+    async def _predict_rows(self, rows: np.ndarray) -> tuple[np.ndarray, str]:
         """Predictions from the batch model service, and the tag of the model that made them."""
         try:
-            chances = await self.batch.to_async.predict(rows)  # a sync API: its proxy method blocks
+            # One block each way (service/wire.py); a sync API, so its proxy method would block: to_async.
+            [block] = await self.batch.to_async.predict(blocks=[wire.raw(rows)])
             if self._batch_tag is None:
                 self._batch_tag = (await self.batch.to_async.info())["model_tag"]
         except Exception as exc:
             raise ServiceUnavailableError(f"the batch model service failed: {type(exc).__name__}") from exc
-        return np.asarray(chances, dtype=np.float64).tolist(), self._batch_tag
+        chances = wire.unpack(block)
+        if len(chances) != len(rows):
+            raise ServiceUnavailableError(f"the batch model service gave {len(chances)} chances for {len(rows)} rows")
+        return chances, self._batch_tag
 
-    async def _predict_job_rows(self, rows: Any) -> tuple[list[float], str]:
+    async def _predict_job_rows(self, rows: np.ndarray) -> tuple[np.ndarray, str]:
         chances, tag = await self._predict_rows(rows)
         PREDICTIONS.labels(endpoint="jobs", model_tag=tag).inc(len(chances))
         return chances, tag
@@ -317,17 +342,21 @@ class _Serving:
 
     policy: auth.TokenPolicy | None = None
     directory: users.Directory | None = None  # tokens of removed users, or from before a new password, are revoked
+    api: AdmissionsAPI | None = None
 
 
 _SERVING = _Serving()
 _SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy still sees the class
 # The first added is the outermost: sizes and media types are checked before anything reads a body.
 _SERVICE.add_asgi_middleware(OpenAPIDocument, service=_SERVICE)
-_SERVICE.add_asgi_middleware(BodyLimit, limits=_BODY_LIMITS, default=settings.DEFAULT_BODY_LIMIT)
-_SERVICE.add_asgi_middleware(JsonBodiesOnly)
+_SERVICE.add_asgi_middleware(
+    BodyLimit, limits=_BODY_LIMITS, default=settings.DEFAULT_BODY_LIMIT, csv_limits=_CSV_BODY_LIMITS
+)
+_SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=batch_bodies.PATHS)
 _SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy, users=lambda: _SERVING.directory)
 _SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
 _SERVICE.add_asgi_middleware(BoundedErrors)
+_SERVICE.add_asgi_middleware(ColumnarBodies, api=lambda: _SERVING.api)  # the innermost: bodies are checked above
 
 
 async def get_model(request: Request) -> Response:
@@ -380,7 +409,8 @@ async def retry_job(request: Request) -> Response:
 
 
 async def get_job_results(request: Request) -> Response:
-    """GET /jobs/results?job_id=...: the predictions of a completed job (409 until then)."""
+    """GET /jobs/results?job_id=...: the predictions of a completed job (409 until then); as CSV with
+    ``format=csv`` or ``Accept: text/csv``."""
     api: AdmissionsAPI = request.app.state.api
     try:
         options = Options.of(request.query_params)
@@ -393,11 +423,29 @@ async def get_job_results(request: Request) -> Response:
             note = "the model that made these predictions is no longer served: no intervals"
             extras = {"intervals": None, "interval_level": None, "interval_note": note}
         else:
-            extras = batch_extras(table, options, chances.tolist())
+            extras = batch_extras(table, options, chances)
+        if request.query_params.get("format", "").strip().lower() == "csv" or wants_csv(request.scope, False):
+            return await csv_response({"chances": chances, "model_tag": job.model_tag, **extras}, job_id=job.id)
         body = await asyncio.to_thread(results_json, job, chances, extras)
     except ServiceError as exc:
         return error_response(exc)
     return Response(body, media_type="application/json")
+
+
+async def csv_response(body: dict[str, Any], job_id: str | None = None) -> Response:
+    """Predictions as CSV: ``chance`` and, when there are intervals, ``interval_low,interval_high``, a
+    row per applicant in input order; the model tag and interval level go in headers."""
+    columns = {"chance": body["chances"]}
+    intervals = body.get("intervals")
+    if intervals is not None:
+        columns.update(interval_low=intervals[:, 0], interval_high=intervals[:, 1])
+    headers = {"X-Model-Tag": body["model_tag"] or ""}
+    if body.get("interval_level") is not None:
+        headers["X-Interval-Level"] = f"{body['interval_level']:g}"
+    if job_id is not None:
+        headers["Content-Disposition"] = f'attachment; filename="{job_id}.csv"'
+    content = await asyncio.to_thread(to_csv, columns) if len(body["chances"]) > 10_000 else to_csv(columns)
+    return Response(content, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 reads.router.routes.extend(

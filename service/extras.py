@@ -59,10 +59,11 @@ def single_extras(table: IntervalTable, options: Options, chance: float) -> dict
     level = table.level(options.interval)
     if level is None:
         return {"interval": None, "interval_level": None}
-    return {"interval": table.pairs(np.array([chance]), level)[0], "interval_level": level}
+    return {"interval": table.pairs(np.array([chance]), level)[0].tolist(), "interval_level": level}
 
 
-def batch_extras(table: IntervalTable, options: Options, chances: list[float]) -> dict[str, Any]:
+def batch_extras(table: IntervalTable, options: Options, chances: np.ndarray) -> dict[str, Any]:
+    """``intervals`` is an (n, 2) array (service.wire.to_json writes arrays as JSON lists)."""
     level = table.level(options.interval)
     if level is None:
         return {"intervals": None, "interval_level": None}

@@ -36,36 +36,51 @@ MAX_DISCARD_BYTES = 256 * 2**20  # a refused body larger than this is not read a
 
 
 class JsonBodiesOnly:
-    """Answers 415 to a POST whose Content-Type is not JSON (no Content-Type is taken as JSON)."""
+    """Answers 415 to a POST whose Content-Type is not JSON (no Content-Type is taken as JSON), or
+    text/csv on ``csv_paths``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, csv_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.csv_paths = csv_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            for name, value in scope["headers"]:
-                if name == b"content-type":
-                    media_type = value.split(b";", 1)[0].strip().lower()
-                    if media_type != b"application/json":
-                        await send_error(send, UnsupportedMediaTypeError("send the body as application/json"))
-                        return
-                    break
+            media_type = media_type_of(scope)
+            csv_here = scope["path"] in self.csv_paths
+            if media_type not in (b"", b"application/json") and (media_type != b"text/csv" or not csv_here):
+                also = " or text/csv" if csv_here else ""
+                await send_error(send, UnsupportedMediaTypeError(f"send the body as application/json{also}"))
+                return
         await self.app(scope, receive, send)
 
 
-class BodyLimit:
-    """413 for a body longer than ``limits[path]`` (or ``default``) bytes, before the app reads it."""
+def media_type_of(scope: Mapping[str, Any]) -> bytes:
+    """The request's media type, lower case, without parameters (b"" when there is no Content-Type)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";", 1)[0].strip().lower()
+    return b""
 
-    def __init__(self, app: Any, limits: Mapping[str, int], default: int) -> None:
+
+class BodyLimit:
+    """413 for a body longer than ``limits[path]`` (or ``default``) bytes, before the app reads it;
+    a text/csv body's limit is ``csv_limits[path]`` (CSV rows are smaller, so more of them fit)."""
+
+    def __init__(
+        self, app: Any, limits: Mapping[str, int], default: int, csv_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limits = limits
         self.default = default
+        self.csv_limits = csv_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.limits.get(scope["path"], self.default)
+        if scope["path"] in self.csv_limits and media_type_of(scope) == b"text/csv":
+            limit = self.csv_limits[scope["path"]]
         declared = _content_length(scope)
         if declared is not None:  # the server never reads past a declared length
             if declared > limit:

@@ -61,6 +61,7 @@ class IntervalTable:
         high = np.clip(chances + width, TARGET.minimum, TARGET.maximum)
         return low, high
 
-    def pairs(self, chances: np.ndarray, level: float) -> list[list[float]]:
+    def pairs(self, chances: np.ndarray, level: float) -> np.ndarray:
+        """An (n, 2) array of [low, high] rows."""
         low, high = self.bounds(chances, level)
-        return np.column_stack([low, high]).tolist()
+        return np.column_stack([low, high])

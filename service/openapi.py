@@ -27,6 +27,11 @@ automated decision**.
 3. `POST /predict` for one applicant, `POST /predict_batch` for up to the batch limit, or `POST /jobs`
    for large batches: poll `GET /jobs/status?job_id=...`, then fetch `GET /jobs/results?job_id=...`.
 
+`/predict_batch` and `/jobs` also take `text/csv`: a header naming the seven fields (any order), then
+one applicant per line; problems are named by line and column. A CSV batch is answered in CSV
+(`chance,interval_low,interval_high`; `Accept: application/json` for JSON), and job results download
+as CSV with `format=csv` or `Accept: text/csv`.
+
 Every error answer is JSON with an `error` sentence; invalid bodies also list the first `problems`.
 """
 PUBLIC = {"/login", "/healthz", "/livez", "/readyz", "/metrics"}
@@ -58,7 +63,7 @@ ERRORS = {
     404: ("No such job for this user", "Error"),
     409: ("The job is not in a state that allows this (e.g. results before it completed)", "Error"),
     413: ("The body is larger than this route's limit; nothing was read", "Error"),
-    415: ("The body is not `application/json`", "Error"),
+    415: ("The body is not `application/json` (or `text/csv`, where the route takes it)", "Error"),
     429: ("Too many failed logins, or too many of your jobs waiting; wait `Retry-After` seconds", "Error"),
     503: ("A model service or the jobs database is unavailable; `error` says which", "Error"),
 }
@@ -127,6 +132,26 @@ INTERVAL = {
     "example": "0.9",
     "description": "the interval's level, one of the calibrated ones (see /model), or `none`; default 0.9",
 }
+CSV_ROWS = (
+    "gre_score,toefl_score,university_rating,sop,lor,cgpa,research\n320,110,4,4.5,4.0,9.1,1\n320,110,4,4.5,4.0,8.2,0\n"
+)
+CSV_ANSWER = "chance,interval_low,interval_high\n0.8302,0.7344,0.926\n0.6421,0.5463,0.7379\n"
+CSV_BODY = {
+    "schema": {"type": "string", "description": "a header naming the seven fields, then one applicant per line"},
+    "example": CSV_ROWS,
+}
+CSV_PREDICTIONS = {
+    "schema": {"type": "string", "description": "chance[,interval_low,interval_high], a line per row in order; "
+               "the model tag and interval level are in the X-Model-Tag and X-Interval-Level headers"},
+    "example": CSV_ANSWER,
+}  # fmt: skip
+FORMAT = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["json", "csv"]},
+    "description": "`csv` for a CSV download (as `Accept: text/csv`); JSON by default",
+}
 EXPLAIN = {
     "name": "explain",
     "in": "query",
@@ -148,11 +173,11 @@ def _get_routes() -> dict[str, Any]:
         }},
         "/jobs/results": {"get": {
             "summary": "A completed job's predictions", "tags": ["Jobs"], "operationId": "job_results",
-            "parameters": [_job_id_parameter(), INTERVAL],
+            "parameters": [_job_id_parameter(), INTERVAL, FORMAT],
             "responses": {
-                "200": {"description": "The predictions, in row order", "content": _json("JobResults", {
+                "200": {"description": "The predictions, in row order", "content": {**_json("JobResults", {
                     "job_id": JOB_STATUS["job_id"], "model_tag": "admissions:7b0d379393bd7765", "rows": 2,
-                    "chances": [0.8302, 0.6421]})},
+                    "chances": [0.8302, 0.6421]}), "text/csv": CSV_PREDICTIONS}},
                 **_errors(400, 401, 404, 409, 503),
             },
         }},
@@ -235,6 +260,10 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
             content["example"] = request
         if route in ("/predict", "/predict_batch"):
             operation["parameters"] = [INTERVAL, EXPLAIN]
+        if route in ("/predict_batch", "/jobs"):  # taken by service.batch_bodies, which BentoML cannot describe
+            operation.setdefault("requestBody", {}).setdefault("content", {})["text/csv"] = copy.deepcopy(CSV_BODY)
+        if route == "/predict_batch":
+            operation["responses"]["200"].setdefault("content", {})["text/csv"] = copy.deepcopy(CSV_PREDICTIONS)
     paths.update(_get_routes())
     for route, item in paths.items():
         for operation in item.values():

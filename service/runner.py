@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from service import wire
 from service.errors import JobNotReadyError, JobStoreUnavailableError, ServiceError, ServiceUnavailableError
 from service.jobs import COMPLETED, FAILED, Job, JobStore
 
 logger = logging.getLogger("admissions.jobs")
-Predict = Callable[[np.ndarray], Awaitable[tuple[list[float], str]]]
+Predict = Callable[[np.ndarray], Awaitable[tuple[np.ndarray | list[float], str]]]
 LEASE_S = 60.0
 POLL_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -148,7 +148,7 @@ class JobRunner:
         chunks = [rows[start : start + self.chunk_rows] for start in range(0, len(rows), self.chunk_rows)]
         gate = asyncio.Semaphore(IN_FLIGHT_CHUNKS)
 
-        async def one(chunk: np.ndarray) -> tuple[list[float], str]:
+        async def one(chunk: np.ndarray) -> tuple[np.ndarray | list[float], str]:
             async with gate:
                 return await self.predict(chunk)
 
@@ -214,5 +214,5 @@ class JobRunner:
 
 def results_json(job: Job, predictions: np.ndarray, extras: dict[str, Any] | None = None) -> bytes:
     """A completed job's results as JSON; ``extras`` adds fields (its intervals)."""
-    body = {"job_id": job.id, "model_tag": job.model_tag, "rows": job.n_rows, "chances": predictions.tolist()}
-    return json.dumps({**body, **(extras or {})}).encode()
+    body = {"job_id": job.id, "model_tag": job.model_tag, "rows": job.n_rows, "chances": predictions}
+    return wire.to_json({**body, **(extras or {})})

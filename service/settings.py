@@ -40,6 +40,8 @@ DEFAULT_MODEL_TAG = "admissions:latest"
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_BATCH_SIZE = 10_000
 DEFAULT_MAX_JOB_SIZE = 100_000  # ~120 MB while parsed (bench/job_memory.py); fits 768 MB with 2 workers
+DEFAULT_MAX_CSV_BATCH_SIZE = 100_000  # CSV rows cost ~0.2 KB each while parsed, not ~1.2 KB
+DEFAULT_MAX_CSV_JOB_SIZE = 1_000_000  # ~200 MB while parsed (bench/job_memory.py)
 DEFAULT_API_WORKERS = 2
 DEFAULT_JOB_LEASE_S = 60.0  # a worker that stops renewing loses its job this long after
 DEFAULT_MAX_ACTIVE_JOBS = 20  # pending or running jobs per user: one user cannot queue up the service
@@ -67,6 +69,8 @@ class Settings:
     jobs_url: str | None
     max_batch_size: int
     max_job_size: int
+    max_csv_batch_size: int
+    max_csv_job_size: int
     job_lease_s: float
     job_retry_window_s: float
     max_active_jobs: int
@@ -116,9 +120,20 @@ def max_job_size(env: Mapping[str, str] = os.environ) -> int:
     return _positive_int(env, "ADMISSIONS_MAX_JOB_SIZE", DEFAULT_MAX_JOB_SIZE)
 
 
+def max_csv_batch_size(env: Mapping[str, str] = os.environ) -> int:
+    """``ADMISSIONS_MAX_CSV_BATCH_SIZE``: most rows one CSV ``/predict_batch`` request may carry."""
+    return _positive_int(env, "ADMISSIONS_MAX_CSV_BATCH_SIZE", DEFAULT_MAX_CSV_BATCH_SIZE)
+
+
+def max_csv_job_size(env: Mapping[str, str] = os.environ) -> int:
+    """``ADMISSIONS_MAX_CSV_JOB_SIZE``: most rows one CSV batch job may carry."""
+    return _positive_int(env, "ADMISSIONS_MAX_CSV_JOB_SIZE", DEFAULT_MAX_CSV_JOB_SIZE)
+
+
 DEFAULT_BODY_LIMIT = 64 * 1024
 SMALL_BODY_LIMIT = 4 * 1024  # a login or one applicant is ~200 bytes
 BYTES_PER_ROW = 256  # one applicant in a batch is ~140 bytes compact, ~200 pretty-printed
+CSV_BYTES_PER_ROW = 64  # a CSV line is ~25 bytes ("320,110,4,4.5,4.0,9.1,1")
 
 
 def body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
@@ -128,6 +143,14 @@ def body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
         "/predict": SMALL_BODY_LIMIT,
         "/predict_batch": max_batch_size(env) * BYTES_PER_ROW + SMALL_BODY_LIMIT,
         "/jobs": max_job_size(env) * BYTES_PER_ROW + SMALL_BODY_LIMIT,
+    }
+
+
+def csv_body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
+    """The most bytes a CSV body may have, for the routes that take CSV."""
+    return {
+        "/predict_batch": max_csv_batch_size(env) * CSV_BYTES_PER_ROW + SMALL_BODY_LIMIT,
+        "/jobs": max_csv_job_size(env) * CSV_BYTES_PER_ROW + SMALL_BODY_LIMIT,
     }
 
 
@@ -158,6 +181,8 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         jobs_url=env.get("ADMISSIONS_JOBS_URL", "").strip() or None,
         max_batch_size=max_batch_size(env),
         max_job_size=max_job_size(env),
+        max_csv_batch_size=max_csv_batch_size(env),
+        max_csv_job_size=max_csv_job_size(env),
         job_lease_s=_positive_float(env, "ADMISSIONS_JOB_LEASE_S", DEFAULT_JOB_LEASE_S),
         job_retry_window_s=_positive_float(env, "ADMISSIONS_JOB_RETRY_WINDOW_S", DEFAULT_JOB_RETRY_WINDOW_S),
         max_active_jobs=_positive_int(env, "ADMISSIONS_MAX_ACTIVE_JOBS", DEFAULT_MAX_ACTIVE_JOBS),

@@ -25,6 +25,8 @@ from tests.servers import free_port, stop, wait_ready
 PASSWORD = "correct horse battery"
 MAX_BATCH = 50
 MAX_JOB = 400
+MAX_CSV_BATCH = 100
+MAX_CSV_JOB = 1_000
 
 
 @dataclass
@@ -109,6 +111,8 @@ def service_env(run: PipelineRun, folder: Path, **extra: str) -> dict[str, str]:
         "ADMISSIONS_JOBS_DB": str(folder / "jobs.sqlite"),
         "ADMISSIONS_MAX_BATCH_SIZE": str(MAX_BATCH),
         "ADMISSIONS_MAX_JOB_SIZE": str(MAX_JOB),
+        "ADMISSIONS_MAX_CSV_BATCH_SIZE": str(MAX_CSV_BATCH),  # also a job's chunk: jobs of MAX_JOB rows take several
+        "ADMISSIONS_MAX_CSV_JOB_SIZE": str(MAX_CSV_JOB),
         # Every test client is 127.0.0.1, and schemathesis alone fails hundreds of logins: the shared
         # servers must not throttle that address. Per-pair throttling stays on (tested from 127.0.0.7).
         "ADMISSIONS_LOGIN_FAILURES_PER_ADDRESS": "1000000",

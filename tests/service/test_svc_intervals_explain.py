@@ -41,7 +41,7 @@ def test_intervals_are_clipped_to_zero_and_one() -> None:
 
 def test_a_row_gets_the_same_interval_alone_or_in_a_batch() -> None:
     chances = np.random.default_rng(3).uniform(0, 1, 1000)
-    batch = batch_extras(TABLE, Options(None, False), chances.tolist())["intervals"]
+    batch = batch_extras(TABLE, Options(None, False), chances)["intervals"].tolist()
     alone = [single_extras(TABLE, Options(None, False), float(c))["interval"] for c in chances]
     assert batch == alone  # elementwise IEEE arithmetic on the same doubles: equal bit for bit
 

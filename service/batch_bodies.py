@@ -1,0 +1,125 @@
+"""The columnar way into ``POST /predict_batch`` and ``POST /jobs`` (service/columnar.py), as ASGI
+middleware in front of BentoML's endpoints for those routes.
+
+- a text/csv body is read here, whole, and answered here: CSV is not a body BentoML's typed APIs know;
+- a JSON body that the column checks prove valid is answered here too, without one Python object
+  per row; any other JSON body (a problem, ``?explain=true``) goes on to BentoML's endpoint, which
+  validates it against the pydantic contract and names every problem.
+
+Both ways end in the same methods of the API service (``answer_batch`` and ``accept_job``), so a row
+gets the same chance, interval and job whichever way it came in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service import columnar
+from service.errors import ServiceError
+from service.guard import media_type_of
+from service.middleware import USER_KEY, send_error
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+logger = logging.getLogger("admissions.api")
+PATHS = frozenset({"/predict_batch", "/jobs"})
+INLINE_BYTES = 64 * 1024  # larger bodies are parsed in a thread: the event loop keeps serving /predict
+
+
+class BatchAnswers(Protocol):
+    """What this middleware needs from the API service."""
+
+    def row_limits(self, path: str, csv: bool) -> int: ...
+
+    async def answer_batch(self, rows: np.ndarray, request: Request, csv_out: bool) -> Response: ...
+
+    async def accept_job(self, rows: np.ndarray, owner: str) -> Response: ...
+
+
+class ColumnarBodies:
+    """Answers CSV bodies, and JSON bodies proved valid column by column, on :data:`PATHS`."""
+
+    def __init__(self, app: Any, api: Callable[[], BatchAnswers | None]) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        api = self.api()
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in PATHS or api is None:
+            await self.app(scope, receive, send)
+            return
+        csv_in = media_type_of(scope) == columnar.CSV_MEDIA_TYPE.encode()
+        request = Request(scope)
+        if not csv_in and request.query_params.get("explain", "").strip().lower() in ("true", "1", "yes"):
+            await self.app(scope, receive, send)  # explanations are rare and slow: the pydantic way
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client left (or BodyLimit refused the body and answered already)
+        try:
+            rows = await _parse(body, csv_in, api.row_limits(scope["path"], csv_in))
+            if rows is None:  # JSON the column checks cannot vouch for: BentoML's validation explains it
+                await self.app(scope, _replay(body, receive), send)
+                return
+            if scope["path"] == "/jobs":
+                response = await api.accept_job(rows, scope[USER_KEY])
+            else:
+                response = await api.answer_batch(rows, request, wants_csv(scope, csv_in))
+        except ServiceError as exc:
+            await send_error(send, exc)
+            return
+        except Exception:  # a bug: a 500 that says so, never a request left hanging
+            logger.exception("%s %s failed", scope["method"], scope["path"])
+            await send_error(send, ServiceError("internal error: the server's log has the details"))
+            return
+        await response(scope, receive, send)  # type: ignore[arg-type]  # an ASGI send, typed loosely here
+
+
+async def _parse(body: bytes, csv_in: bool, max_rows: int) -> np.ndarray | None:
+    parse = columnar.rows_from_csv if csv_in else columnar.rows_from_json
+    if len(body) <= INLINE_BYTES:
+        return parse(body, max_rows)
+    return await asyncio.to_thread(parse, body, max_rows)
+
+
+def wants_csv(scope: Mapping[str, Any], csv_in: bool) -> bool:
+    """CSV answers when ``Accept`` asks for text/csv and not JSON; JSON when it asks for JSON and not
+    CSV; otherwise the answer is in the request's own format."""
+    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"").lower()
+    csv, json = b"text/csv" in accept, b"application/json" in accept
+    if csv != json:
+        return csv
+    return csv_in
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def replayed() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
