@@ -41,6 +41,7 @@ class BearerAuthMiddleware:
         self.app = app
         self.policy = policy
         self.users = users
+        self._tokens: auth.VerifiedTokens | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or is_public(scope["path"]):
@@ -62,7 +63,9 @@ class BearerAuthMiddleware:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
-        subject, generation = auth.verify_claims(policy, auth.bearer_token(header))
+        if self._tokens is None or self._tokens.policy is not policy:
+            self._tokens = auth.VerifiedTokens(policy)
+        subject, generation = self._tokens.claims(auth.bearer_token(header))
         directory = self.users()
         if directory is not None:
             try:

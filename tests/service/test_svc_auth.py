@@ -124,3 +124,22 @@ def test_bearer_scheme_is_case_insensitive() -> None:
 def test_tokens_carry_the_password_generation() -> None:
     issued = auth.issue(POLICY, "u-1", generation=3)
     assert auth.verify_claims(POLICY, issued.access_token) == ("u-1", 3)
+
+
+def test_a_kept_token_is_checked_again_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VerifiedTokens skips the signature check for a token it has verified, until the token's exp."""
+    checks: list[str] = []
+    verify = auth._verified
+    monkeypatch.setattr(auth, "_verified", lambda policy, token: checks.append(token) or verify(policy, token))
+    tokens = auth.VerifiedTokens(POLICY)
+    token = auth.issue(POLICY, "u-1", generation=3).access_token
+    assert tokens.claims(token) == ("u-1", 3)
+    assert tokens.claims(token) == ("u-1", 3) and len(checks) == 1  # kept
+    old = auth.issue(POLICY, "u-1", now=time.time() - 3600).access_token  # expired an hour ago
+    with pytest.raises(AuthenticationError, match="expired"):
+        tokens.claims(old)
+    tokens._claims[token] = ("u-1", 3, time.time() - 1)  # as if its exp had passed since it was kept
+    assert tokens.claims(token) == ("u-1", 3) and checks.count(token) == 2  # verified again
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(AuthenticationError):
+        tokens.claims(forged)  # a different string is never taken from the cache

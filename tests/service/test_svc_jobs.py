@@ -281,9 +281,16 @@ def test_a_first_version_jobs_file_is_upgraded_in_place(tmp_path: Path) -> None:
             "INSERT INTO jobs VALUES ('a', 'alice', 'pending', 3, 7, ?, NULL, NULL, NULL, 0, 1.0, NULL, NULL, NULL)",
             (ROWS.tobytes(),),
         )
+        conn.execute(  # finished before the upgrade: its results are in its row
+            "INSERT INTO jobs VALUES ('b', 'alice', 'completed', 3, 7, ?, ?, 'm:1', NULL, 1, 1.0, 1.0, 2.0, NULL)",
+            (ROWS.tobytes(), np.arange(3.0).tobytes()),
+        )
     store = JobStore(path).open()
+    np.testing.assert_array_equal(store.features("a"), ROWS)  # stored in the row, read after the upgrade
+    np.testing.assert_array_equal(store.results("b", "alice")[1], np.arange(3.0))
     job = claim(store)
     assert job.id == "a" and store.complete(job, np.zeros(3), "admissions:x")
+    np.testing.assert_array_equal(store.results("a", "alice")[1], np.zeros(3))
 
 
 def test_concurrent_claims_take_each_job_once(store: JobStore) -> None:
