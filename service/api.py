@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import auth, batch_bodies, settings, users, wire
-from service.batch_bodies import ColumnarBodies, wants_csv
+from service import auth, fast_paths, settings, users, wire
 from service.columnar import to_csv
 from service.contract import (
+    FEATURE_NAMES,
     Applicant,
     BatchPrediction,
     JobStatus,
@@ -47,6 +47,7 @@ from service.errors import (
 )
 from service.explain import ExplanationUnavailableError
 from service.extras import IntervalTables, Options, batch_extras, single_extras
+from service.fast_paths import ColumnarBodies, SinglePredictions, wants_csv
 from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtATime
 from service.jobs import JobStore
 from service.lifecycle import die_with_parent
@@ -230,8 +231,12 @@ class AdmissionsAPI:
     async def predict(self, ctx: bentoml.Context, **features: Any) -> Response:
         """One applicant's chance of admission and its prediction interval, from the latency-oriented model
         service. Query: ``interval`` (a calibrated level, e.g. 0.8, or ``none``), ``explain=true`` (contributions)."""
-        values = [float(features[name]) for name in Applicant.model_fields]
-        options = Options.of(ctx.request.query_params)
+        # Valid bodies are usually answered by fast_paths.SinglePredictions before they get here.
+        return await self.answer_single([float(features[name]) for name in FEATURE_NAMES], ctx.request.query_params)
+
+    async def answer_single(self, values: list[float], query: Any) -> Response:
+        """The answer to a /predict request for one valid applicant (features in contract order)."""
+        options = Options.of(query)
         predict, explain = self._single_calls
         try:
             result = await (explain if options.explain else predict)(features=values)
@@ -252,7 +257,7 @@ class AdmissionsAPI:
         Also takes ``text/csv`` (a header naming the seven fields, then a row per applicant, up to
         ADMISSIONS_MAX_CSV_BATCH_SIZE) and answers CSV (``chance,interval_low,interval_high``) when
         asked with ``Accept: text/csv``, or by default to a CSV body."""
-        # Valid bodies are usually answered by batch_bodies.ColumnarBodies before they get here.
+        # Valid bodies are usually answered by fast_paths.ColumnarBodies before they get here.
         return await self.answer_batch(as_rows(applicants), ctx.request, wants_csv(ctx.request.scope, csv_in=False))
 
     def row_limits(self, path: str, csv: bool) -> int:
@@ -302,7 +307,7 @@ class AdmissionsAPI:
     async def submit_job(self, applicants: list[Any], ctx: bentoml.Context) -> Response:
         """Queue a batch job; answers 202 with the job id at once. Poll ``GET /jobs/status?job_id=...``.
         Also takes ``text/csv``, as /predict_batch does, up to ADMISSIONS_MAX_CSV_JOB_SIZE rows."""
-        # Valid bodies are usually taken by batch_bodies.ColumnarBodies before they get here.
+        # Valid bodies are usually taken by fast_paths.ColumnarBodies before they get here.
         rows = await asyncio.to_thread(as_rows, applicants)
         ctx.response.status_code = 202  # with a Context parameter BentoML answers with ctx's status
         return await self.accept_job(rows, ctx.request.scope[USER_KEY])
@@ -356,11 +361,12 @@ _SERVICE.add_asgi_middleware(OpenAPIDocument, service=_SERVICE)
 _SERVICE.add_asgi_middleware(
     BodyLimit, limits=_BODY_LIMITS, default=settings.DEFAULT_BODY_LIMIT, csv_limits=_CSV_BODY_LIMITS
 )
-_SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=batch_bodies.PATHS)
+_SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=fast_paths.PATHS)
 _SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy, users=lambda: _SERVING.directory)
 _SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
 _SERVICE.add_asgi_middleware(BoundedErrors)
 _SERVICE.add_asgi_middleware(ColumnarBodies, api=lambda: _SERVING.api)  # the innermost: bodies are checked above
+_SERVICE.add_asgi_middleware(SinglePredictions, api=lambda: _SERVING.api)
 
 
 async def get_model(request: Request) -> Response:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 import requests
@@ -163,13 +164,16 @@ def test_model_services_refuse_pickle_bodies(pipeline_run: PipelineRun, tmp_path
         pickled = {"Content-Type": "application/vnd.bentoml+pickle", **api.headers()}
         assert requests.post(f"{api.url}/predict", data=payload, headers=pickled, timeout=30).status_code == 415
         # Nor does a model service answer anyone but the API (its token is derived from the shared secret).
+        from service import wire
         from service.settings import internal_token
 
-        rows = {"rows": [[applicant()[name] for name in applicant()]]}
-        stranger = requests.post(f"{batch.url}/predict", json=rows, timeout=30)
+        block = wire.Blocks(blocks=[wire.raw(np.array([[applicant()[name] for name in applicant()]]))])
+        rows = {"Content-Type": "application/json"}
+        stranger = requests.post(f"{batch.url}/predict", data=block.model_dump_json(), headers=rows, timeout=30)
         assert stranger.status_code == 403 and "only the API service" in stranger.json()["error"]
-        proof = {"Authorization": f"Bearer {internal_token(api.env)}"}
-        assert requests.post(f"{batch.url}/predict", json=rows, headers=proof, timeout=30).status_code == 200
+        proof = {"Authorization": f"Bearer {internal_token(api.env)}", **rows}
+        answer = requests.post(f"{batch.url}/predict", data=block.model_dump_json(), headers=proof, timeout=30)
+        assert answer.status_code == 200 and len(wire.unpack(answer.json()[0])) == 1, answer.text
         # ...and the API still reaches both over JSON.
         predicted = requests.post(f"{api.url}/predict", json=applicant(), headers=api.headers(), timeout=30)
         assert predicted.status_code == 200, predicted.text

@@ -1,27 +1,36 @@
-"""The columnar way into ``POST /predict_batch`` and ``POST /jobs`` (service/columnar.py), as ASGI
-middleware in front of BentoML's endpoints for those routes.
+"""Fast paths into the prediction routes, as ASGI middleware in front of BentoML's endpoints.
 
+:class:`ColumnarBodies`, ``POST /predict_batch`` and ``POST /jobs`` read column by column
+(service/columnar.py):
 - a text/csv body is read here, whole, and answered here: CSV is not a body BentoML's typed APIs know;
 - a JSON body that the column checks prove valid is answered here too, without one Python object
   per row; any other JSON body (a problem, ``?explain=true``) goes on to BentoML's endpoint, which
   validates it against the pydantic contract and names every problem.
 
-Both ways end in the same methods of the API service (``answer_batch`` and ``accept_job``), so a row
-gets the same chance, interval and job whichever way it came in.
+:class:`SinglePredictions`, ``POST /predict``: a body the contract's pydantic model accepts is
+answered here, without BentoML's per-request dispatch (routing, its input and output models, its
+context), which was ~40% of a /predict (py-spy); any other body goes on to BentoML's endpoint.
+
+Either way a request ends in the same methods of the API service (``answer_single``,
+``answer_batch``, ``accept_job``), so an applicant gets the same chance, interval and job whichever
+way it came in; the middleware before these (limits, media types, authentication) applies to all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service import columnar
+from service.contract import FEATURE_NAMES, ApplicantRow
 from service.errors import ServiceError
 from service.guard import media_type_of
 from service.middleware import USER_KEY, send_error
@@ -34,8 +43,10 @@ PATHS = frozenset({"/predict_batch", "/jobs"})
 INLINE_BYTES = 64 * 1024  # larger bodies are parsed in a thread: the event loop keeps serving /predict
 
 
-class BatchAnswers(Protocol):
-    """What this middleware needs from the API service."""
+class Answers(Protocol):
+    """What these middleware need from the API service."""
+
+    async def answer_single(self, values: list[float], query: QueryParams) -> Response: ...
 
     def row_limits(self, path: str, csv: bool) -> int: ...
 
@@ -47,7 +58,7 @@ class BatchAnswers(Protocol):
 class ColumnarBodies:
     """Answers CSV bodies, and JSON bodies proved valid column by column, on :data:`PATHS`."""
 
-    def __init__(self, app: Any, api: Callable[[], BatchAnswers | None]) -> None:
+    def __init__(self, app: Any, api: Callable[[], Answers | None]) -> None:
         self.app = app
         self.api = api
 
@@ -64,23 +75,66 @@ class ColumnarBodies:
         body = await _read_body(receive)
         if body is None:
             return  # the client left (or BodyLimit refused the body and answered already)
-        try:
+
+        async def answering() -> Response | None:
             rows = await _parse(body, csv_in, api.row_limits(scope["path"], csv_in))
-            if rows is None:  # JSON the column checks cannot vouch for: BentoML's validation explains it
-                await self.app(scope, _replay(body, receive), send)
-                return
+            if rows is None:  # JSON the column checks cannot vouch for
+                return None
             if scope["path"] == "/jobs":
-                response = await api.accept_job(rows, scope[USER_KEY])
-            else:
-                response = await api.answer_batch(rows, request, wants_csv(scope, csv_in))
-        except ServiceError as exc:
-            await send_error(send, exc)
+                return await api.accept_job(rows, scope[USER_KEY])
+            return await api.answer_batch(rows, request, wants_csv(scope, csv_in))
+
+        await _answer(self.app, scope, _replay(body, receive), send, answering())
+
+
+# The contract's rules, into a plain dict (no model instance).
+_APPLICANT: TypeAdapter[Any] = TypeAdapter(ApplicantRow)
+
+
+class SinglePredictions:
+    """Answers ``POST /predict`` when the body is a valid applicant."""
+
+    def __init__(self, app: Any, api: Callable[[], Answers | None]) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        api = self.api()
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict" or api is None:
+            await self.app(scope, receive, send)
             return
-        except Exception:  # a bug: a 500 that says so, never a request left hanging
-            logger.exception("%s %s failed", scope["method"], scope["path"])
-            await send_error(send, ServiceError("internal error: the server's log has the details"))
+        body = await _read_body(receive)
+        if body is None:
             return
-        await response(scope, receive, send)  # type: ignore[arg-type]  # an ASGI send, typed loosely here
+
+        async def answering() -> Response | None:
+            try:
+                applicant = _APPLICANT.validate_json(body)
+            except ValidationError:
+                return None
+            values = [float(applicant[name]) for name in FEATURE_NAMES]
+            return await api.answer_single(values, QueryParams(scope["query_string"]))
+
+        await _answer(self.app, scope, _replay(body, receive), send, answering())
+
+
+async def _answer(app: Any, scope: Scope, receive: Receive, send: Send, answering: Awaitable[Response | None]) -> None:
+    """Send what ``answering`` gives; when it gives None, pass the request (``receive`` gives its body
+    again) to BentoML's endpoint, which validates it against the contract and names the problems. An
+    error is its answer (a 500 for a bug: never a request left hanging)."""
+    try:
+        response = await answering
+    except ServiceError as exc:
+        await send_error(send, exc)
+        return
+    except Exception:
+        logger.exception("%s %s failed", scope["method"], scope["path"])
+        await send_error(send, ServiceError("internal error: the server's log has the details"))
+        return
+    if response is None:
+        await app(scope, receive, send)
+        return
+    await response(scope, receive, send)  # type: ignore[arg-type]  # an ASGI send, typed loosely here
 
 
 async def _parse(body: bytes, csv_in: bool, max_rows: int) -> np.ndarray | None:
