@@ -26,6 +26,7 @@ mkdir -p "$out"
 password=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
 JWT_SECRET_KEY=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')
 export JWT_SECRET_KEY ADMISSIONS_USERS_FILE=$work/users.json ADMISSIONS_JOBS_DB=$work/jobs.sqlite BENTOML_DO_NOT_TRACK=true
+export ADMISSIONS_MAX_CSV_JOB_SIZE=1000000  # the 1M-row job target; the default (400,000) fits a 768 MB container
 echo "$password" | "$PY" -m service.users add bench >/dev/null
 
 setsid "$PY" -m bentoml serve service.api:AdmissionsAPI --host 127.0.0.1 --port "$port" >"$work/serve.log" 2>&1 &

@@ -40,8 +40,10 @@ DEFAULT_MODEL_TAG = "admissions:latest"
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_BATCH_SIZE = 10_000
 DEFAULT_MAX_JOB_SIZE = 100_000  # ~120 MB while parsed (bench/job_memory.py); fits 768 MB with 2 workers
-DEFAULT_MAX_CSV_BATCH_SIZE = 100_000  # CSV rows cost ~0.2 KB each while parsed, not ~1.2 KB
-DEFAULT_MAX_CSV_JOB_SIZE = 1_000_000  # ~200 MB while parsed (bench/job_memory.py)
+DEFAULT_MAX_CSV_BATCH_SIZE = 100_000  # ~25 MB while parsed
+# A CSV row costs ~230-280 bytes while parsed (bench/job_memory.py): two workers each taking a
+# 400,000-row upload stay inside the 768 MB container limit; raise it where there is more memory.
+DEFAULT_MAX_CSV_JOB_SIZE = 400_000
 DEFAULT_API_WORKERS = 2
 DEFAULT_JOB_LEASE_S = 60.0  # a worker that stops renewing loses its job this long after
 DEFAULT_MAX_ACTIVE_JOBS = 20  # pending or running jobs per user: one user cannot queue up the service
