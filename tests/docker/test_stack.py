@@ -71,6 +71,19 @@ def test_predict_batch_equals_the_model_row_by_row(stack: Stack, in_process_mode
     np.testing.assert_allclose(answer.json()["chances"], expected(in_process_model, batch), rtol=0, atol=TOLERANCE)
 
 
+def test_a_csv_batch_through_the_published_port_equals_the_model(stack: Stack, in_process_model) -> None:  # type: ignore[no-untyped-def]
+    """CSV in and out (issue 12) across the containers: the API parses it, the batch service predicts."""
+    batch = applicants(300, seed=4)
+    body = ",".join(FEATURE_NAMES) + "\n" + "".join(",".join(str(a[n]) for n in FEATURE_NAMES) + "\n" for a in batch)
+    headers = {**stack.login(), "Content-Type": "text/csv"}
+    answer = requests.post(f"{stack.url}/predict_batch", data=body.encode(), headers=headers, timeout=60)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv"), answer.text[:300]
+    lines = answer.text.splitlines()
+    assert lines[0] == "chance,interval_low,interval_high" and len(lines) == 301
+    chances = [float(line.split(",")[0]) for line in lines[1:]]
+    np.testing.assert_allclose(chances, expected(in_process_model, batch), rtol=0, atol=TOLERANCE)
+
+
 def test_a_job_completes_with_the_models_predictions(stack: Stack, in_process_model) -> None:  # type: ignore[no-untyped-def]
     rows = applicants(1000, seed=2)
     submitted = stack.post("/jobs", {"applicants": rows}, stack.login())
