@@ -183,7 +183,7 @@ class JobStore:
                         ACTIVE_JOBS_RETRY_S,
                     )
             conn.execute(JOBS.insert().values(**row))
-            conn.execute(JOB_DATA.insert().values(job_id=row["id"], kind=FEATURES, data=memoryview(matrix).cast("B")))
+            conn.execute(JOB_DATA.insert().values(job_id=row["id"], kind=FEATURES, data=matrix.data.cast("B")))
         return self.get(row["id"])
 
     def get(self, job_id: str, owner: str | None = None) -> Job:
