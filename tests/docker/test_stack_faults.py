@@ -53,7 +53,10 @@ def test_killing_the_batch_container_mid_job_loses_nothing(stack: Stack, in_proc
     rows = applicants(20_000, seed=11)
     with job_held_running(stack, rows) as job_id:
         stack.compose("kill", "batch")  # SIGKILL: no graceful shutdown, requests in flight are lost
-    assert stack.job_status(job_id)["status"] in ("running", "pending")  # waiting for the service, not failed
+    # Waiting for the service, never failed. Or already completed: docker thaws a paused container to
+    # deliver SIGKILL, and in that moment the batch service may answer the request it already holds
+    # (a 20,000-row block takes it a few ms); the results are then checked like any others.
+    assert stack.job_status(job_id)["status"] in ("running", "pending", "completed")
     stack.compose("start", "batch")
     stack.wait_until(lambda: stack.healthy("batch"), "batch healthy again")
     assert_completed_correctly(stack, job_id, rows, in_process_model)
