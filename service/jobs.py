@@ -6,7 +6,8 @@ hosts) share the jobs. Several API worker processes and servers may share the st
 conditional UPDATE (only one process wins) that gives it a fresh ``claim_id`` and a lease; every later
 write of that attempt (lease renewal, outcome) is conditional on the same ``claim_id``, so an attempt
 whose lease ran out and whose job was taken again can no longer store anything: a job's outcome is
-written exactly once. Features and results are stored as float64 bytes: compact, no per-row encoding.
+written exactly once. Features are stored column by column in the narrowest exact type
+(service/packing.py) and results as float64 bytes: compact, no per-row encoding.
 
 A job waiting out a model-service outage goes back to ``pending`` with ``retry_at`` and a ``note`` the
 client can read; outages do not count as attempts, crashes (expired leases) do.
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from service.errors import JobConflictError, JobStoreUnavailableError, NotFoundError, TooManyRequestsError
+from service.packing import pack_columns, unpack_columns
 
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 ACTIVE_JOBS_RETRY_S = 5.0  # what a user over the active-jobs limit is told to wait
@@ -62,10 +64,10 @@ JOB_DATA = sa.Table(
     "job_data",
     _METADATA,
     sa.Column("job_id", sa.String(32), primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),  # FEATURES or RESULTS
+    sa.Column("kind", sa.String(16), primary_key=True),  # COLUMNS or RESULTS (FEATURES: read, no longer written)
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
-FEATURES, RESULTS = "features", "results"
+COLUMNS, FEATURES, RESULTS = "columns", "features", "results"  # packed columns; raw float64 rows; float64
 # Failed logins per key in the current window (service/throttle.py): shared by every worker and replica.
 LOGIN_FAILURES = sa.Table(
     "login_failures",
@@ -158,7 +160,8 @@ class JobStore:
     def submit(self, owner: str, features: np.ndarray, max_active: int | None = None) -> Job:
         """Store a new pending job; ``features`` is an (n_rows, n_features) array. With ``max_active``, an
         owner who already has that many jobs pending or running gets :class:`TooManyRequestsError`."""
-        matrix = np.ascontiguousarray(features, dtype=np.float64)
+        matrix = np.asarray(features, dtype=np.float64)
+        packed = pack_columns(matrix)  # before the transaction: it holds SQLite's write lock
         row = {
             "id": uuid.uuid4().hex,
             "owner": owner,
@@ -183,7 +186,7 @@ class JobStore:
                         ACTIVE_JOBS_RETRY_S,
                     )
             conn.execute(JOBS.insert().values(**row))
-            conn.execute(JOB_DATA.insert().values(job_id=row["id"], kind=FEATURES, data=matrix.data.cast("B")))
+            conn.execute(JOB_DATA.insert().values(job_id=row["id"], kind=COLUMNS, data=packed))
         return self.get(row["id"])
 
     def get(self, job_id: str, owner: str | None = None) -> Job:
@@ -196,9 +199,13 @@ class JobStore:
 
     def features(self, job_id: str) -> np.ndarray:
         with self.guard("cannot be read"), self.engine.connect() as conn:
-            width = conn.execute(sa.select(JOBS.c.n_features).where(JOBS.c.id == job_id)).scalar_one()
-            blob = _data(conn, job_id, FEATURES, JOBS.c.features)
-        return np.frombuffer(blob, dtype=np.float64).reshape(-1, width)
+            packed = _data(conn, job_id, COLUMNS)
+            if packed is None:  # stored by an earlier version: float64 rows, in JOB_DATA or in its row
+                width = conn.execute(sa.select(JOBS.c.n_features).where(JOBS.c.id == job_id)).scalar_one()
+                rows = _data(conn, job_id, FEATURES, JOBS.c.features) or b""
+        if packed is not None:
+            return unpack_columns(packed)
+        return np.frombuffer(rows, dtype=np.float64).reshape(-1, width)
 
     def results(self, job_id: str, owner: str | None = None) -> tuple[Job, np.ndarray | None]:
         """The job and its predictions (None unless completed)."""
@@ -206,7 +213,7 @@ class JobStore:
         if job.status != COMPLETED:
             return job, None
         with self.guard("cannot be read"), self.engine.connect() as conn:
-            blob = _data(conn, job_id, RESULTS, JOBS.c.results)
+            blob = _data(conn, job_id, RESULTS, JOBS.c.results) or b""
         return job, np.frombuffer(blob, dtype=np.float64)
 
     def claim(self, lease_s: float) -> Job | None:
@@ -330,13 +337,14 @@ class JobStore:
         return _DatabaseGuard(self.path, what)
 
 
-def _data(conn: Any, job_id: str, kind: str, legacy: sa.Column[Any]) -> bytes:
-    """A job's features or results from JOB_DATA, or from the jobs row of a job stored before it."""
+def _data(conn: Any, job_id: str, kind: str, legacy: sa.Column[Any] | None = None) -> bytes | None:
+    """A job's data of ``kind`` from JOB_DATA, or None; with ``legacy``, a job stored before JOB_DATA
+    existed has it in that column of its jobs row instead."""
     where = (JOB_DATA.c.job_id == job_id) & (JOB_DATA.c.kind == kind)
     blob = conn.execute(sa.select(JOB_DATA.c.data).where(where)).scalar()
-    if blob is None:
+    if blob is None and legacy is not None:
         blob = conn.execute(sa.select(legacy).where(JOBS.c.id == job_id)).scalar_one()
-    return bytes(blob)
+    return None if blob is None else bytes(blob)
 
 
 def _create_private_file(path: Path) -> None:

@@ -142,6 +142,25 @@ def test_csv_answers_read_back_as_the_same_doubles() -> None:
     assert columnar.to_csv({"chance": np.array([])}) == b"chance\n"
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda width: st.lists(
+            st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=width, max_size=width), min_size=1
+        )
+    )
+)
+def test_csv_answers_have_a_line_per_row_of_the_same_doubles(rows: list[list[float]]) -> None:
+    matrix = np.array(rows, dtype=np.float64)
+    names = [f"c{index}" for index in range(matrix.shape[1])]
+    text = columnar.to_csv({name: matrix[:, index] for index, name in enumerate(names)}).decode()
+    assert text.endswith("\n")
+    lines = list(csv.reader(io.StringIO(text)))
+    assert lines[0] == names and len(lines) == len(rows) + 1
+    read = np.array([[float(cell) for cell in line] for line in lines[1:]])
+    np.testing.assert_array_equal(read.view(np.uint64), matrix.view(np.uint64))  # bit for bit, -0.0 too
+
+
 def test_blocks_carry_rows_bit_for_bit() -> None:
     matrix = np.random.default_rng(2).uniform(0, 340, (1_000, len(FEATURES)))
     blocks = wire.Blocks.model_validate_json(wire.Blocks(blocks=[wire.raw(matrix)]).model_dump_json())

@@ -293,6 +293,18 @@ def test_a_first_version_jobs_file_is_upgraded_in_place(tmp_path: Path) -> None:
     np.testing.assert_array_equal(store.results("a", "alice")[1], np.zeros(3))
 
 
+def test_features_stored_as_float64_rows_by_the_previous_version_are_read(store: JobStore) -> None:
+    import sqlalchemy as sa
+
+    from service.jobs import COLUMNS, FEATURES, JOB_DATA
+
+    job = store.submit("alice", ROWS)
+    with store.engine.begin() as conn:  # as the previous version stored them: raw float64 rows
+        conn.execute(JOB_DATA.update().where(JOB_DATA.c.job_id == job.id).values(kind=FEATURES, data=ROWS.tobytes()))
+        assert conn.execute(sa.select(sa.func.count()).where(JOB_DATA.c.kind == COLUMNS)).scalar_one() == 0
+    np.testing.assert_array_equal(store.features(job.id), ROWS)
+
+
 def test_concurrent_claims_take_each_job_once(store: JobStore) -> None:
     """Eight threads claiming from 40 jobs at once: every job is taken exactly once."""
     from concurrent.futures import ThreadPoolExecutor
