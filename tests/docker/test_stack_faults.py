@@ -19,6 +19,20 @@ pytestmark = pytest.mark.docker
 BIG_JOB_ROWS = 100_000
 
 
+@pytest.fixture(autouse=True)
+def services_running_afterwards(stack: Stack) -> Iterator[None]:
+    """A fault test that fails half-way must not leave a service paused or stopped: the next test would
+    wait on it until its timeout, and fail for the wrong reason."""
+    yield
+    for status, command in (("paused", "unpause"), ("exited", "start")):
+        services = stack.compose("ps", "-a", "--status", status, "--format", "{{.Service}}").stdout.split()
+        if services:
+            stack.compose(command, *services)
+    for name, container in stack.containers().items():
+        if "Health" in container["State"]:
+            stack.wait_until(lambda name=name: stack.healthy(name), f"{name} healthy again")
+
+
 @contextmanager
 def job_held_running(stack: Stack, rows: list[dict]) -> Iterator[str]:
     """Submit ``rows`` as a job with the batch service paused; yield its id once it is `running`."""
