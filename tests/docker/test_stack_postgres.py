@@ -126,7 +126,7 @@ def test_a_job_completes_and_its_row_is_in_postgresql(pg_stack: Stack, completed
     row = psql(pg_stack, f"SELECT status, n_rows FROM jobs WHERE id = '{job_id}'")
     assert row == f"completed|{JOB_ROWS}"
     kinds = psql(pg_stack, f"SELECT string_agg(kind, ',' ORDER BY kind) FROM job_data WHERE job_id = '{job_id}'")
-    assert kinds == "features,results"  # the job's blobs, in their own table (service/jobs.py)
+    assert kinds == "columns,results"  # the job's rows and results, in their own table (service/jobs.py)
     # ... and nothing went to the SQLite file the API uses without the profile.
     assert pg_stack.compose("exec", "-T", "api", "test", "-e", "/var/lib/admissions/jobs.sqlite",
                             check=False).returncode == 1  # fmt: skip
