@@ -180,7 +180,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         audience=env.get("JWT_AUDIENCE", "").strip() or DEFAULT_AUDIENCE,
         users_file=_path(env, "ADMISSIONS_USERS_FILE", DEFAULT_VAR_DIR / "users.json"),
         jobs_db=_path(env, "ADMISSIONS_JOBS_DB", DEFAULT_VAR_DIR / "jobs.sqlite"),
-        jobs_url=env.get("ADMISSIONS_JOBS_URL", "").strip() or None,
+        jobs_url=_jobs_url(env),
         max_batch_size=max_batch_size(env),
         max_job_size=max_job_size(env),
         max_csv_batch_size=max_csv_batch_size(env),
@@ -222,6 +222,20 @@ def internal_token(env: Mapping[str, str] = os.environ) -> str | None:
 def users_file(env: Mapping[str, str] = os.environ) -> Path:
     """``ADMISSIONS_USERS_FILE`` alone, for the users command (which needs no JWT secret)."""
     return _path(env, "ADMISSIONS_USERS_FILE", DEFAULT_VAR_DIR / "users.json")
+
+
+def _jobs_url(env: Mapping[str, str]) -> str | None:
+    """``ADMISSIONS_JOBS_URL``: a database URL, or None for the SQLite file of ``ADMISSIONS_JOBS_DB``.
+    Anything without a scheme is refused: taken as a file name, it would quietly give this server jobs
+    of its own instead of the shared ones. Never echoed: a URL missing its scheme may hold a password."""
+    url = env.get("ADMISSIONS_JOBS_URL", "").strip()
+    if url and "://" not in url:
+        raise ConfigurationError(
+            "ADMISSIONS_JOBS_URL is not a database URL (it has no scheme://): set it like "
+            "postgresql://user:password@host:5432/admissions, or leave it empty and set ADMISSIONS_JOBS_DB "
+            "for a SQLite file"
+        )
+    return url or None
 
 
 def _jwt_secret(env: Mapping[str, str]) -> tuple[bytes, bool]:

@@ -12,7 +12,6 @@ from pathlib import Path
 import bentoml
 import pytest
 import requests
-import yaml
 
 from service.users import add as add_user
 from tests.conftest import ROOT, PipelineRun, run_pipeline
@@ -172,10 +171,16 @@ def _local(spec: dict, port: int, env: dict[str, str], url_of: dict[str, str], l
     command = [arg for arg in spec["command"]]
     command[command.index("--host") + 1] = "127.0.0.1"
     command[command.index("--port") + 1] = str(port)
-    compose_env = {k: str(v) for k, v in yaml.safe_load(yaml.safe_dump(spec.get("environment", {}))).items()}
+    compose_env = {k: _interpolated(str(v)) for k, v in spec.get("environment", {}).items()}
     local_env = {k: url_of.get(v, v) for k, v in compose_env.items() if k.endswith("_URL")}
     command[0] = str(Path(sys.executable).parent / command[0])
     return command, {**env, **local_env}, f"http://127.0.0.1:{port}/readyz", log
+
+
+def _interpolated(value: str) -> str:
+    """``${NAME:-default}`` as compose reads it with none of the variables set: the default. (Taken
+    literally, ``ADMISSIONS_JOBS_URL`` once became a jobs file of that name in the checkout.)"""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
 def test_serving_a_bento_never_writes_into_it_and_says_where_its_state_is(

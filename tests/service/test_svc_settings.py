@@ -82,6 +82,16 @@ def test_model_tag_and_urls() -> None:
     assert settings.batch_model_url({"BATCH_MODEL_URL": "http://127.0.0.1:3002"}) == "http://127.0.0.1:3002"
 
 
+@pytest.mark.parametrize("value", ["${ADMISSIONS_JOBS_URL:-}", "jobs.sqlite", "admissions:s3cret@db/admissions"])
+def test_a_jobs_url_without_a_scheme_is_refused_without_echoing_it(value: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"ADMISSIONS_JOBS_URL is not a database URL") as refused:
+        settings.load({"JWT_SECRET_KEY": GOOD_SECRET, "ADMISSIONS_JOBS_URL": value})
+    assert value not in str(refused.value)
+    url = "postgresql://admissions:s3cret@db:5432/admissions"
+    assert settings.load({"JWT_SECRET_KEY": GOOD_SECRET, "ADMISSIONS_JOBS_URL": f" {url} "}).jobs_url == url
+    assert settings.load({"JWT_SECRET_KEY": GOOD_SECRET, "ADMISSIONS_JOBS_URL": " "}).jobs_url is None
+
+
 @pytest.mark.parametrize("weak", [" " * 32, "password123" * 3, "ab" * 24, "0123456789abcde" * 3])
 def test_weak_secrets_are_refused_however_long(weak: str) -> None:
     with pytest.raises(ConfigurationError, match=r"too weak.*secrets\.token_urlsafe"):
