@@ -1,6 +1,6 @@
 """A job's features as stored: one array per column, each in the narrowest type that holds it exactly.
 
-A million-row job is 56 MB as float64, and writing and reading that blob was a third of the job's
+A million-row job is 56 MB as float64, and writing and reading that blob was a fifth of the job's
 turnaround. The contract's columns are mostly small whole numbers (scores, a 1-5 rating, a 0/1 flag)
 and halves, so most fit in one or two bytes: the same job is 21 MB. A column is narrowed only when
 every value comes back bit for bit (checked, not assumed), so a job's predictions are the same as
