@@ -207,10 +207,6 @@ class JobRunner:
         assert job.status == COMPLETED
         return job, predictions
 
-    def results_body(self, job_id: str, owner: str) -> bytes:
-        """The JSON body of a results response, or :class:`JobNotReadyError` while the job is not completed."""
-        return results_json(*self.results(job_id, owner))
-
 
 def results_json(job: Job, predictions: np.ndarray, extras: dict[str, Any] | None = None) -> bytes:
     """A completed job's results as JSON; ``extras`` adds fields (its intervals)."""

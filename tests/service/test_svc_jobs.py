@@ -21,7 +21,7 @@ from service.errors import (
     TooManyRequestsError,
 )
 from service.jobs import COMPLETED, FAILED, PENDING, RUNNING, Job, JobStore
-from service.runner import JobRunner
+from service.runner import JobRunner, results_json
 
 ROWS = np.arange(21, dtype=np.float64).reshape(3, 7)
 
@@ -103,13 +103,17 @@ def test_runner_completes_splits_and_fails(store: JobStore) -> None:
     good = store.submit("alice", ROWS)
     asyncio.run(JobRunner(store, predict, chunk_rows=2).run(claim(store)))
     assert calls == [2, 1]
-    assert json.loads(JobRunner(store, predict, 2).results_body(good.id, "alice"))["chances"] == [0.0, 7.0, 14.0]
+    assert json.loads(results_json(*JobRunner(store, predict, 2).results(good.id, "alice")))["chances"] == [
+        0.0,
+        7.0,
+        14.0,
+    ]
 
     bad = store.submit("alice", ROWS)
     asyncio.run(JobRunner(store, broken, chunk_rows=2).run(claim(store)))
     assert store.get(bad.id).status == FAILED
     with pytest.raises(JobNotReadyError, match="cannot take"):
-        JobRunner(store, broken, 2).results_body(bad.id, "alice")
+        JobRunner(store, broken, 2).results(bad.id, "alice")
 
 
 def claim(store: JobStore, lease_s: float = 60) -> Job:
