@@ -130,3 +130,24 @@ Coverage is an average over applicants, not a guarantee for any one applicant.
 - Inputs outside the ranges above are refused; combinations rare in the data (e.g. a high GRE with a
   low CGPA) are extrapolation even when each value is in range.
 """
+
+
+def gate_section(decision: dict[str, Any]) -> str:
+    """The promotion gate's verdict on this model and each of its checks, for the card."""
+    rows = "\n".join(
+        f"| {'passed' if check['passed'] else '**failed**'} | {check['says'].replace('|', '/')} |"
+        for check in decision["checks"]
+    )
+    forced = f" Forced, with the reason: {decision['reason']}." if decision.get("verdict") == "forced" else ""
+    before = decision["champion_before"] or "none"
+    return f"""## The promotion gate
+
+Verdict on {decision["at"]}: **{decision["outcome"]}** (champion before: {before}).{forced}
+The checks (docs/model-card.md, "The promotion gate"):
+
+| | check |
+|---|---|
+{rows}
+
+Which model is champion now, and every move of the aliases: `GET /model` or `make aliases`.
+"""

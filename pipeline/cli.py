@@ -1,4 +1,5 @@
-"""Command line: ``python -m pipeline run [TASK] [luigi options]``, ``lineage TAG``, ``runs``, ``diff A B``.
+"""Command line: ``python -m pipeline run [TASK] [luigi options]``, ``lineage TAG``, ``runs``, ``diff A B``,
+``aliases``, ``promote TAG --reason R``, ``rollback [--to TAG] --reason R``.
 
 ``run`` is Luigi's own command line (``luigi --module pipeline.tasks TASK ...``, with the exit codes
 of luigi.cfg's ``[retcode]``), with logging that prints the pipeline's own errors as one line.
@@ -134,17 +135,31 @@ def main(argv: list[str] | None = None) -> int:
     diff_parser = commands.add_parser("diff", help="parameters and metrics that differ between two runs")
     diff_parser.add_argument("a", help="a model tag or version, e.g. admissions:1a2b3c or 1a2b3c")
     diff_parser.add_argument("b", help="the other model tag or version")
+    commands.add_parser("aliases", help="the champion and challenger, and every move of them, newest first")
+    promote_parser = commands.add_parser("promote", help="make a registered model champion by hand, with a reason")
+    promote_parser.add_argument("tag", help="model tag or version, e.g. admissions:1a2b3c or 1a2b3c")
+    promote_parser.add_argument("--reason", required=True, help="why (recorded with the move)")
+    rollback_parser = commands.add_parser("rollback", help="make the previous champion (or --to TAG) champion again")
+    rollback_parser.add_argument("--to", help="the model to roll back to (default: the champion before this one)")
+    rollback_parser.add_argument("--reason", required=True, help="why (recorded with the move)")
     args, rest = parser.parse_known_args(argv)
     configure_logging(args.log_level)
     if args.command == "run":
         return run(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    from pipeline import aliases
     from pipeline.history import diff_table, runs_table  # imports BentoML: only when needed
     from pipeline.lineage import print_lineage
 
     try:
-        if args.command == "runs":
+        if args.command == "aliases":
+            print(aliases.table())
+        elif args.command == "promote":
+            print(aliases.make_champion(args.tag, args.reason, "promote"))
+        elif args.command == "rollback":
+            print(aliases.rollback(args.reason, args.to))
+        elif args.command == "runs":
             print(runs_table())
         elif args.command == "diff":
             print(diff_table(args.a, args.b))

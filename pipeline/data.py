@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
+from pipeline.reference import REFERENCE_FILE, load_reference, overlap, without_reference
 from pipeline.task import UNREADABLE, PipelineTask
 from service.contract import FEATURES, TARGET
 
@@ -155,13 +156,21 @@ def split(valid: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
 
 
 def prepare(
-    path: Path, folder: Path, test_size: float, max_reject_share: float, seed: int, kept_rejects: Path
+    path: Path,
+    folder: Path,
+    test_size: float,
+    max_reject_share: float,
+    seed: int,
+    kept_rejects: Path,
+    reference_path: Path,
 ) -> dict[str, Any]:
-    """Read, validate and split ``path`` into ``folder``; return counts for the manifest.
+    """Read, validate and split ``path`` into ``folder``, without the reference applicants (kept out of
+    both splits and written beside them); return counts for the manifest.
 
     When too many rows are rejected the rejects are kept at ``kept_rejects`` (the output folder
     is discarded on failure) so the user can see every reason.
     """
+    reference = load_reference(reference_path)
     raw = read_raw(path)
     valid, rejects = validate(raw)
     write_rejects(rejects, folder / REJECTS_FILE)
@@ -170,14 +179,19 @@ def prepare(
     except DataError as exc:
         write_rejects(rejects, kept_rejects)
         raise DataError(f"{exc}. Every rejected row and its reason: {kept_rejects}") from None
-    if len(valid) < 10:
-        raise DataError(f"raw data file {path} has only {len(valid)} valid rows; at least 10 are needed")
-    train, test = split(valid, test_size, seed)
-    train.to_csv(folder / TRAIN_FILE, float_format="%.10g")
-    test.to_csv(folder / TEST_FILE, float_format="%.10g")
-    return {
-        "rows": {"raw": len(raw), "valid": len(valid), "rejected": len(rejects), "train": len(train), "test": len(test)}
-    }
+    usable, held_for_reference = without_reference(valid, reference)
+    if len(usable) < 10:
+        raise DataError(
+            f"raw data file {path} has only {len(usable)} valid rows that are not reference applicants; "
+            "at least 10 are needed"
+        )
+    train, test = split(usable, test_size, seed)
+    if overlap(train, reference):  # by construction 0; checked because the gate's honesty rests on it
+        raise DataError("a reference applicant reached the training split; this is a bug, please report it")
+    for frame, name in ((train, TRAIN_FILE), (test, TEST_FILE), (reference, REFERENCE_FILE)):
+        frame.to_csv(folder / name, float_format="%.10g")
+    rows = {"raw": len(raw), "valid": len(valid), "rejected": len(rejects), "train": len(train), "test": len(test)}
+    return {"rows": {**rows, "held_for_reference": held_for_reference, "reference": len(reference)}}
 
 
 def load_split(folder: Path, name: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -187,7 +201,8 @@ def load_split(folder: Path, name: str) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 class PrepareData(PipelineTask):
-    """Validated, split data: train.csv, test.csv, rejects.csv (with a reason per row)."""
+    """Validated, split data: train.csv, test.csv, rejects.csv (with a reason per row) and reference.csv
+    (the gate's reference applicants, kept out of both splits)."""
 
     test_size = luigi.FloatParameter(default=0.2, description="share of valid rows held out for testing")
     max_reject_share = luigi.FloatParameter(
@@ -199,7 +214,15 @@ class PrepareData(PipelineTask):
             read_raw(Path(self.raw_data))  # says why (missing, a folder, ...) when it can
             raise DataError(f"raw data file {self.raw_data} cannot be read (no permission?)")
         kept_rejects = folder.parent / f"{self.task_id}.rejects.csv"
-        details = prepare(Path(self.raw_data), folder, self.test_size, self.max_reject_share, self.seed, kept_rejects)
+        details = prepare(
+            Path(self.raw_data),
+            folder,
+            self.test_size,
+            self.max_reject_share,
+            self.seed,
+            kept_rejects,
+            Path(self.reference_data),
+        )
         rows = details["rows"]
         if rows["rejected"]:  # within the allowed share, but never silently
             logger.warning(

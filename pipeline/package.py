@@ -16,10 +16,11 @@ from bentoml.exceptions import NotFound
 from luigi.util import inherits
 
 from pipeline import container
-from pipeline.errors import PackagingError
-from pipeline.promote import PromoteModel
+from pipeline.errors import PackagingError, PromotionRefusedError
+from pipeline.promote import FORCED, PROMOTED, PromoteModel, load_decision
 from pipeline.provenance import PROJECT_ROOT, git_state, sha256_file, write_json
 from pipeline.register import MODEL_NAME
+from pipeline.report import ReportRun
 from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask, StoreTask
 
@@ -143,17 +144,27 @@ class BuildBento(StoreTask):
         if values["model_version"]:
             values["model_version"] = full_tag(MODEL_NAME, values["model_version"])
 
-    def requires(self) -> PromoteModel | list[PromoteModel]:
-        # A given model is already registered: nothing upstream to run. Otherwise only a promoted model.
-        return [] if self.model_version else self.clone(PromoteModel)
+    def requires(self) -> ReportRun | list[ReportRun]:
+        # A given model is already registered: nothing upstream to run. Otherwise the gate and the report.
+        return [] if self.model_version else self.clone(ReportRun)
 
     @property
     def model_tag(self) -> str:
         if self.model_version:
             return str(self.model_version)
-        upstream = self.requires()
-        assert isinstance(upstream, PromoteModel)
-        return upstream.model_tag
+        return str(self.clone(PromoteModel).model_tag)
+
+    def complete(self) -> bool:
+        # Luigi looks no further up than a complete task: a gate verdict missing from the store (or a
+        # forced promotion asked for) must still reach PromoteModel when the Bento exists.
+        return bool(super().complete()) and (bool(self.model_version) or self.clone(PromoteModel).complete())
+
+    def run(self) -> None:
+        if not self.model_version:  # only a model the gate let through (or forced) is packaged
+            decision = load_decision(Path(self.clone(PromoteModel).output().path))
+            if decision["verdict"] not in (PROMOTED, FORCED):
+                raise PromotionRefusedError(decision.get("refusal") or f"{self.model_tag}: {decision['outcome']}")
+        super().run()
 
     @property
     def bento_tag(self) -> str:

@@ -1,121 +1,95 @@
-"""PromoteModel: the promotion gate after registration. Only a model that passes it is served by default.
+"""PromoteModel: the promotion gate after registration. Only a model that passes it becomes champion.
 
-The checks follow MLflow's ``MetricThreshold`` (``mlflow.models.MetricThreshold``: a metric, whether
-greater is better, an absolute threshold and a tolerated change against a baseline), without MLflow
-itself: here the tolerance is how much *worse* than the promoted model a new one may be.
+Every check is judged on ground the new raw file cannot move (pipeline/gate.py has the checks):
+- the **reference set** (pipeline/reference.py): applicants no model trains on, with labels from a
+  versioned file. The candidate must clear absolute floors there and, when a champion exists, be no
+  worse than the champion there by more than a tolerance;
+- the candidate's own **CV** must clear the same floors; its intervals must cover near nominal;
+- **behaviour**: the chance may not fall when a feature improves, all else equal;
+- **the data against the champion's**: each column against the champion's training profile (PSI), and
+  the champion's error on the new labels against its own recorded held-out error.
 
-Both models are measured on the new run's data, so the comparison is paired:
-- held-out RMSE: the new model's, and the promoted model's predictions of the new held-out split;
-- CV RMSE: the new model's repeated k-fold CV, and a fresh copy of the promoted model's pipeline
-  (same hyper-parameters) cross-validated on the same folds of the new training split;
-- interval coverage: the new model's CV coverage at the default level within a tolerance of nominal.
+The verdict is recorded in the store's alias record (service/promotion.py) and in decision.json:
+- passed: the model becomes ``champion``;
+- refused only because it did not beat the champion on the reference set: it becomes ``challenger``
+  (kept for comparison, never served by default);
+- refused: nothing moves. The model stays in the store; the report and the card show why; BuildBento
+  then stops the run with the refusal's sentence (exit 30). ``--force-promote "reason"`` makes it
+  champion anyway and records the reason, also on a later run of the same model.
 
-The first model of a store is promoted. A refused model stays in the store; the task fails with
-one sentence with the numbers (the run exits 30); ``--force-promote "reason"`` promotes it anyway and
-records the reason.
+Each model is judged once. The task is complete only when the store has the model and its verdict, so a
+wiped ``BENTOML_HOME`` judges again, and a re-run never moves an alias by itself.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 from typing import Any
 
 import bentoml
 import luigi
+import numpy as np
+import pandas as pd
 from luigi.util import inherits
 
+from pipeline.card import CARD_FILE, gate_section
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
-from pipeline.errors import PromotionRefusedError
-from pipeline.evaluate import cross_validate, scores
+from pipeline.errors import PipelineError
+from pipeline.gate import Check, against_champion, behaviour, champion_on_new_labels, coverage, data_shift, floors, r2
+from pipeline.gate import rmse as rmse_of
 from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
+from pipeline.profile import PROFILE_FILE
 from pipeline.provenance import write_json
-from pipeline.register import RegisterModel
-from pipeline.report import ReportRun
+from pipeline.reference import REFERENCE_FILE, overlap
+from pipeline.register import MODEL_NAME, RegisterModel
 from pipeline.selection import SELECTION_FILE, SelectModel
+from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask
 from service import promotion
-from service.contract import to_chance
+from service.contract import TARGET, to_chance
 
 DECISION_FILE = "decision.json"
+PROMOTED, CHALLENGER, REFUSED, FORCED = "promoted", "challenger", "refused", "forced"
 
 
-@dataclass(frozen=True)
-class MetricThreshold:
-    """One check, after ``mlflow.models.MetricThreshold``; ``max_worse`` is the tolerated change against the
-    baseline in the bad direction (MLflow's ``min_absolute_change``, with the opposite sign)."""
-
-    metric: str
-    greater_is_better: bool
-    max_worse: float | None = None  # against the baseline (the promoted model)
-    nominal: float | None = None  # for coverage: the value the metric should be near
-    tolerance: float | None = None  # ... and by how much it may miss it
-
-    def check(self, candidate: float, baseline: float | None) -> tuple[bool, str]:
-        """(passed, a clause with the numbers)."""
-        if self.nominal is not None and self.tolerance is not None:
-            miss = abs(candidate - self.nominal)
-            verdict = "within" if miss <= self.tolerance else "outside"
-            return miss <= self.tolerance, (
-                f"{self.metric} {candidate:.3f} is {verdict} {self.tolerance:g} of nominal {self.nominal:g}"
-            )
-        if baseline is None or self.max_worse is None:
-            return True, f"{self.metric} {candidate:.4f} (no baseline)"
-        worse_by = (baseline - candidate) if self.greater_is_better else (candidate - baseline)
-        passed = worse_by <= self.max_worse
-        relation = f"worse by {worse_by:.4f}" if worse_by > 0 else f"better by {-worse_by:.4f}"
-        return passed, (
-            f"{self.metric} {candidate:.4f} vs promoted {baseline:.4f}: {relation} (tolerance {self.max_worse:g})"
-        )
-
-
-def gate(
-    thresholds: list[MetricThreshold], candidate: dict[str, float], baseline: dict[str, float]
-) -> list[dict[str, Any]]:
-    results = []
-    for threshold in thresholds:
-        passed, sentence = threshold.check(candidate[threshold.metric], baseline.get(threshold.metric))
-        results.append(
-            {
-                "metric": threshold.metric,
-                "candidate": candidate[threshold.metric],
-                "baseline": baseline.get(threshold.metric),
-                "passed": passed,
-                "says": sentence,
-            }
-        )
-    return results
-
-
-def baseline_metrics(promoted: str, data_dir: Path, folds: int, repeats: int, seed: int, jobs: int) -> dict[str, float]:
-    """The promoted model measured on this run's data: its held-out RMSE and its pipeline's CV RMSE."""
-    model = bentoml.sklearn.load_model(promoted)
-    features, target = load_split(data_dir, TRAIN_FILE)
-    test_features, test_target = load_split(data_dir, TEST_FILE)
-    held_out = scores(test_target, to_chance(model.predict(test_features)))
-    cv = cross_validate(model, features, target, folds, repeats, seed, jobs)  # clones: fresh fits, same folds
-    return {"held_out_rmse": held_out["rmse"], "cv_rmse": cv["rmse"]["mean"]}
+def load_frame(folder: Path, name: str) -> pd.DataFrame:
+    features, target = load_split(folder, name)
+    return features.assign(**{TARGET.name: target})
 
 
 @inherits(RegisterModel)
 class PromoteModel(PipelineTask):
-    """decision.json: the gate's checks and the outcome; promotes the registered model when it passes."""
+    """decision.json: the gate's checks and verdict; moves the ``champion`` or ``challenger`` alias."""
 
-    cv_folds: int
-    cv_repeats: int
-    cv_jobs = luigi.IntParameter(default=2, significant=False, description="processes for the baseline's CV")
-    gate_test_rmse_tolerance = luigi.FloatParameter(
-        default=0.005, significant=False, description="held-out RMSE a new model may lose against the promoted one"
+    gate_min_r2 = luigi.FloatParameter(
+        default=0.6, significant=False, description="R^2 a model needs on the reference set and in its own CV"
     )
-    gate_cv_rmse_tolerance = luigi.FloatParameter(
-        default=0.002, significant=False, description="mean CV RMSE a new model may lose against the promoted one"
+    gate_max_rmse_ratio = luigi.FloatParameter(
+        default=0.75,
+        significant=False,
+        description="RMSE at most this share of always predicting the training mean (reference set and CV)",
+    )
+    gate_reference_tolerance = luigi.FloatParameter(
+        default=0.005, significant=False, description="reference RMSE a new model may lose against the champion"
+    )
+    gate_behaviour_tolerance = luigi.FloatParameter(
+        default=0.01, significant=False, description="how far a chance may fall when one feature improves"
+    )
+    gate_max_psi = luigi.FloatParameter(
+        default=0.25, significant=False, description="largest PSI of a column against the champion's training data"
+    )
+    gate_max_label_error_ratio = luigi.FloatParameter(
+        default=1.5,
+        significant=False,
+        description="the champion's RMSE on the new labels, at most this times its own held-out RMSE",
     )
     gate_coverage_tolerance = luigi.FloatParameter(
         default=0.05, significant=False, description="how far the CV interval coverage may be from nominal"
     )
     force_promote = luigi.Parameter(
-        default="", significant=False, description="promote even if the gate refuses; the reason (recorded)"
+        default="", significant=False, description="make the model champion even if the gate refuses; the reason"
     )
 
     def requires(self) -> dict[str, luigi.Task]:
@@ -124,60 +98,161 @@ class PromoteModel(PipelineTask):
             "selection": self.clone(SelectModel),
             "intervals": self.clone(CalibrateIntervals),
             "data": self.clone(PrepareData),
-            "report": self.clone(ReportRun),  # first, so that a refused model has its report too
         }
 
     @property
     def model_tag(self) -> str:
         return self.clone(RegisterModel).model_tag
 
-    def thresholds(self, nominal: float) -> list[MetricThreshold]:
-        return [
-            MetricThreshold("held_out_rmse", greater_is_better=False, max_worse=self.gate_test_rmse_tolerance),
-            MetricThreshold("cv_rmse", greater_is_better=False, max_worse=self.gate_cv_rmse_tolerance),
-            MetricThreshold(
-                "cv_interval_coverage", greater_is_better=True, nominal=nominal, tolerance=self.gate_coverage_tolerance
-            ),
-        ]
+    def complete(self) -> bool:
+        """The store is the truth: the model is in it, its verdict is recorded there and decision.json is
+        that verdict (artefacts shared by two stores), and a forced promotion asked for is done."""
+        if not super().complete() or not StoreTarget(self.model_tag, bentoml.models.get).exists():
+            return False
+        recorded = promotion.decision(self.model_tag)
+        if recorded is None or recorded.get("at") != load_decision(Path(self.output().path)).get("at"):
+            return False
+        return not self.force_promote or promotion.promoted_tag(MODEL_NAME) == self.model_tag
 
-    def produce(self, folder: Path) -> dict[str, Any]:
-        tag = str(bentoml.models.get(self.model_tag).tag)
+    def run(self) -> None:
+        shutil.rmtree(self.output().path, ignore_errors=True)  # another store's verdict, or one to force past
+        super().run()
+
+    def checks(self, champion: str | None) -> list[Check]:
+        data_dir = self.input_dir("data")
+        train, reference = load_frame(data_dir, TRAIN_FILE), load_frame(data_dir, REFERENCE_FILE)
+        if overlapping := overlap(train, reference):
+            raise PipelineError(
+                f"{overlapping} reference applicant(s) are in the training split; the gate cannot judge"
+            )
+        model = bentoml.sklearn.load_model(self.model_tag)
+        features = reference.drop(columns=TARGET.name)
+        actual = reference[TARGET.name].to_numpy()
+        predicted = to_chance(model.predict(features))
+        mean_rmse = rmse_of(actual, np.full_like(actual, train[TARGET.name].mean()))
         selection = json.loads((self.input_dir("selection") / SELECTION_FILE).read_text())
+        cv = selection["metrics"]["cv"]
         intervals = json.loads((self.input_dir("intervals") / INTERVALS_FILE).read_text())
         level = float(intervals["default_level"])
-        candidate = {
-            "held_out_rmse": selection["metrics"]["test"]["rmse"],
-            "cv_rmse": selection["metrics"]["cv"]["rmse"]["mean"],
-            "cv_interval_coverage": intervals["coverage"]["cv"][f"{level:g}"]["coverage"],
-        }
-        promoted = promotion.promoted_tag(tag.split(":", maxsplit=1)[0])
-        baseline: dict[str, float] = {}
-        if promoted and promoted != tag:
-            data_dir = self.input_dir("data")
-            baseline = baseline_metrics(promoted, data_dir, self.cv_folds, self.cv_repeats, self.seed, self.cv_jobs)
-        checks = gate(self.thresholds(level), candidate, baseline)
-        failed = [check["says"] for check in checks if not check["passed"]]
-        decision = {
+        limits = (self.gate_min_r2, self.gate_max_rmse_ratio)
+        checks = [
+            floors(
+                "reference_floors",
+                "reference set",
+                r2(actual, predicted),
+                rmse_of(actual, predicted),
+                mean_rmse,
+                *limits,
+            ),
+            floors(
+                "cv_floors", "own CV", cv["r2"]["mean"], cv["rmse"]["mean"], float(train[TARGET.name].std()), *limits
+            ),
+            behaviour(model, features, self.gate_behaviour_tolerance),
+            coverage(intervals["coverage"]["cv"][f"{level:g}"]["coverage"], level, self.gate_coverage_tolerance),
+        ]
+        if champion and champion != self.model_tag:
+            checks += self.against(
+                champion, reference, train, load_frame(data_dir, TEST_FILE), rmse_of(actual, predicted)
+            )
+        return checks
+
+    def against(
+        self, champion: str, reference: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, candidate_rmse: float
+    ) -> list[Check]:
+        """The checks against the champion: the reference set, and the new data against its training data."""
+        model = bentoml.models.get(champion)
+        fitted = bentoml.sklearn.load_model(champion)
+        actual = reference[TARGET.name].to_numpy()
+        champion_rmse = rmse_of(actual, to_chance(fitted.predict(reference.drop(columns=TARGET.name))))
+        checks = [against_champion(candidate_rmse, champion_rmse, champion, self.gate_reference_tolerance)]
+        profile_path = Path(model.path) / PROFILE_FILE
+        if profile_path.is_file():
+            checks.append(data_shift(json.loads(profile_path.read_text()), train, self.gate_max_psi))
+        else:
+            checks.append(Check("data_shift", True, f"data: not compared ({champion} has no training profile)"))
+        metrics: Any = model.info.metadata["metrics"]
+        recorded = float(metrics["test"]["rmse"])
+        new = pd.concat([train, test])
+        new_rmse = rmse_of(new[TARGET.name].to_numpy(), to_chance(fitted.predict(new.drop(columns=TARGET.name))))
+        checks.append(champion_on_new_labels(new_rmse, recorded, champion, self.gate_max_label_error_ratio))
+        return checks
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        recorded = promotion.decision(self.model_tag)
+        forcing = bool(self.force_promote) and promotion.promoted_tag(MODEL_NAME) != self.model_tag
+        decision = recorded if recorded is not None and not forcing else self.judge()
+        write_json(folder / DECISION_FILE, decision)
+        return {"promotion": {key: decision[key] for key in ("model_tag", "verdict", "outcome", "at", "reason")}}
+
+    def judge(self) -> dict[str, Any]:
+        """Run the checks, move an alias if the verdict says so, record the verdict in the store."""
+        tag = self.model_tag
+        champion = promotion.promoted_tag(MODEL_NAME)
+        checks = self.checks(champion)
+        failed = [check for check in checks if not check.passed]
+        by = f"pipeline run (PromoteModel {self.task_id})"
+        sentences = [check.says for check in checks]
+        if not failed or champion == tag:  # the champion already (a store from before verdicts were kept)
+            verdict, kind, reason = PROMOTED, "gate", "passed the promotion gate"
+        elif self.force_promote:
+            verdict, kind, reason = FORCED, "forced", self.force_promote
+        elif {check.name for check in failed} == {"reference_vs_champion"}:  # sound, just not better
+            verdict, kind, reason = CHALLENGER, "gate", "passed the gate's own checks but not the champion's"
+        else:
+            verdict, kind, reason = REFUSED, "", ""
+        decision: dict[str, Any] = {
             "model_tag": tag,
-            "previously_promoted": promoted,
-            "checks": checks,
-            "passed": not failed,
-            "forced": bool(failed) and bool(self.force_promote),
+            "champion_before": champion,
+            "verdict": verdict,
+            "checks": [check.as_dict() for check in checks],
+            "failed": [check.says for check in failed],
+            "at": promotion.now(),
+            "by": by,
             "reason": self.force_promote or None,
         }
-        if promoted == tag:
-            decision["outcome"] = "already promoted"
-        elif promoted is None:
-            decision["outcome"] = "promoted: the first model of this store"
-        elif failed and not self.force_promote:
-            raise PromotionRefusedError(
-                f"{tag} was not promoted (it stays in the store; {promoted} stays promoted): "
-                f"{'; '.join(failed)}. To promote it anyway: --force-promote 'the reason'"
+        if failed and not self.force_promote:
+            keeper = f"{champion} stays champion" if champion and champion != tag else "nothing is served from it"
+            decision["refusal"] = (
+                f"{tag} was not promoted (it stays in the store{', as challenger' if verdict == CHALLENGER else ''}; "
+                f"{keeper}): {'; '.join(check.says for check in failed)}. "
+                "To promote it anyway: FORCE_PROMOTE='the reason' (make) or --force-promote 'the reason'"
             )
+        model_folder = Path(bentoml.models.get(tag).path)
+        if champion == tag:
+            decision["outcome"] = "already champion"
+        elif verdict in (PROMOTED, FORCED):
+            promotion.move(
+                tag, promotion.CHAMPION, kind=kind, reason=reason, by=by, checks=sentences, model_folder=model_folder
+            )
+            first = "the first model of this store, " if champion is None else ""
+            decision["outcome"] = (
+                f"champion: {first}{'forced past the gate' if verdict == FORCED else 'passed the gate'}"
+            )
+        elif verdict == CHALLENGER:
+            promotion.move(tag, promotion.CHALLENGER, kind=kind, reason=reason, by=by, checks=sentences)
+            decision["outcome"] = f"challenger: passed its own checks, not the champion's ({champion} stays champion)"
         else:
-            decision["outcome"] = "promoted despite the gate (forced)" if failed else "promoted: passed the gate"
-        if promoted != tag:
-            details = {key: decision[key] for key in ("forced", "reason", "passed", "previously_promoted")}
-            promotion.promote(tag, Path(bentoml.models.get(tag).path), {**details, "checks": checks})
-        write_json(folder / DECISION_FILE, decision)
-        return {"promotion": {k: decision[k] for k in ("model_tag", "outcome", "passed", "forced", "reason")}}
+            decision["outcome"] = "refused"
+        promotion.record_decision(tag, decision)
+        write_card_gate(model_folder, decision)
+        return decision
+
+
+def write_card_gate(model_folder: Path, decision: dict[str, Any]) -> None:
+    """The model card gets the gate's checks (replacing an earlier verdict's section), atomically."""
+    card = model_folder / CARD_FILE
+    if not card.is_file():
+        return
+    text = card.read_text().split(GATE_MARK)[0].rstrip() + "\n\n" + GATE_MARK + "\n" + gate_section(decision)
+    partial = model_folder / f".{CARD_FILE}.partial"
+    partial.write_text(text)
+    partial.replace(card)
+
+
+GATE_MARK = "<!-- the promotion gate's verdict (written by PromoteModel) -->"
+
+
+def load_decision(folder: Path) -> dict[str, Any]:
+    """PromoteModel's decision.json."""
+    decision: dict[str, Any] = json.loads((folder / DECISION_FILE).read_text())
+    return decision

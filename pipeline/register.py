@@ -12,14 +12,16 @@ import luigi
 from luigi.util import inherits
 
 from pipeline.card import CARD_FILE, model_card
-from pipeline.data import PrepareData
+from pipeline.data import TRAIN_FILE, PrepareData, load_split
 from pipeline.explain import GLOBAL_FILE, ExplainModel
 from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
+from pipeline.profile import PROFILE_FILE, profile
 from pipeline.provenance import read_manifest, write_json
 from pipeline.selection import SELECTION_FILE, SelectModel
 from pipeline.stores import StoreTarget
 from pipeline.task import StoreTask
 from pipeline.train import estimator_parameters, load_model
+from service.contract import TARGET
 
 MODEL_NAME = "admissions"
 LINEAGE_FILE = "lineage.json"  # in the model's folder: every upstream manifest
@@ -104,14 +106,20 @@ def register(tag: str, inputs: dict[str, Path], manifest: dict[str, Any]) -> ben
 
 
 def write_extras(model: bentoml.Model, manifest: dict[str, Any], inputs: dict[str, Path]) -> None:
-    """``lineage.json`` and ``model_card.md`` in the model's folder (so exports and Bentos carry them),
-    unless they are there already; each written atomically, so a killed run leaves none half-written."""
+    """``lineage.json``, ``training_profile.json`` and ``model_card.md`` in the model's folder (so exports
+    and Bentos carry them), unless they are there already; each written atomically, so a killed run leaves
+    none half-written."""
     folder = Path(model.path)
     if not (folder / LINEAGE_FILE).is_file():
         lineage = {"manifest": manifest, "lineage": collect_lineage(*inputs.values())}
         partial = folder / f".{LINEAGE_FILE}.partial"
         write_json(partial, lineage)
         partial.replace(folder / LINEAGE_FILE)
+    if not (folder / PROFILE_FILE).is_file():  # what the gate (and the service) compare new data with
+        features, target = load_split(inputs["data"], TRAIN_FILE)
+        partial = folder / f".{PROFILE_FILE}.partial"
+        write_json(partial, profile(features.assign(**{TARGET.name: target})))
+        partial.replace(folder / PROFILE_FILE)
     if not (folder / CARD_FILE).is_file():
         card = model_card(
             str(model.tag),

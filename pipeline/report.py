@@ -2,14 +2,16 @@
 
 Candidate comparison with the CV RMSE of every fold, predicted vs actual, residuals against each
 feature, interval coverage overall and by decile, the global view, the model card and the run's
-lineage. It is written before the promotion gate, so a refused model has its report too. The Markdown
-report of SelectModel stays for terminals.
+lineage, and the promotion gate's verdict with every check (a refused model has its report too: the gate
+records its verdict and the run stops after the report). The Markdown report of SelectModel stays for
+terminals.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from pipeline.evaluate import PREDICTIONS_FILE, EvaluateModel
 from pipeline.explain import GLOBAL_FILE, GLOBAL_PLOT, ExplainModel, embedded_png
 from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
 from pipeline.plots import PLOT_META
+from pipeline.promote import PromoteModel, load_decision
 from pipeline.provenance import read_manifest
 from pipeline.register import LINEAGE_FILE, RegisterModel
 from pipeline.selection import SELECTION_FILE, SelectModel
@@ -119,7 +122,20 @@ def coverage_table(intervals: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def render(inputs: dict[str, Path], evaluations: dict[str, Path], tag: str, folder: Path) -> str:
+def gate_html(decision: dict[str, Any]) -> str:
+    """The gate's verdict and a table of its checks."""
+    checks = pd.DataFrame(
+        [{"check": c["name"], "passed": "yes" if c["passed"] else "NO", "says": c["says"]} for c in decision["checks"]]
+    )
+    return (
+        f"<p><b>{html.escape(decision['outcome'])}</b> ({html.escape(decision['at'])}; champion before: "
+        f"{html.escape(str(decision['champion_before'] or 'none'))}).</p>" + _table(checks)
+    )
+
+
+def render(
+    inputs: dict[str, Path], evaluations: dict[str, Path], tag: str, folder: Path, decision: dict[str, Any]
+) -> str:
     selection = json.loads((inputs["selection"] / SELECTION_FILE).read_text())
     intervals = json.loads((inputs["intervals"] / INTERVALS_FILE).read_text())
     view = json.loads((inputs["explanation"] / GLOBAL_FILE).read_text())
@@ -148,6 +164,8 @@ def render(inputs: dict[str, Path], evaluations: dict[str, Path], tag: str, fold
         f"<p>Data sha256 <code>{data['parameters']['data_sha256']}</code>; {data['rows']['train']} training and "
         f"{data['rows']['test']} held-out rows. <b>Selected: {html.escape(chosen)}</b>. "
         f"{html.escape(selection['reason'])}.</p>",
+        "<h2>Promotion gate</h2>",
+        gate_html(decision),
         "<h2>Candidates</h2>",
         _table(ranking, highlight=chosen),
         f'<img alt="CV per fold" src="{fold_plot(metrics, chosen, folder / "folds.png")}">',
@@ -173,7 +191,7 @@ def render(inputs: dict[str, Path], evaluations: dict[str, Path], tag: str, fold
     )
 
 
-@inherits(RegisterModel)
+@inherits(PromoteModel)
 class ReportRun(PipelineTask):
     """report.html: the run for a person who reads it in a browser, offline."""
 
@@ -181,6 +199,7 @@ class ReportRun(PipelineTask):
 
     def requires(self) -> dict[str, luigi.Task]:
         tasks: dict[str, luigi.Task] = {
+            "gate": self.clone(PromoteModel),
             "model": self.clone(RegisterModel),
             "selection": self.clone(SelectModel),
             "intervals": self.clone(CalibrateIntervals),
@@ -195,7 +214,25 @@ class ReportRun(PipelineTask):
         inputs = {name: self.input_dir(name) for name in ("selection", "intervals", "explanation", "data")}
         evaluations = {name: self.input_dir(f"evaluation:{name}") for name in self.candidates}
         tag = self.clone(RegisterModel).model_tag
-        (folder / REPORT_HTML).write_text(render(inputs, evaluations, tag, folder))
+        decision = load_decision(self.input_dir("gate"))
+        (folder / REPORT_HTML).write_text(render(inputs, evaluations, tag, folder, decision))
         for plot in ("folds.png", "residuals.png", "deciles.png"):
             (folder / plot).unlink()  # embedded in the HTML already
-        return {"report": REPORT_HTML}
+        return {"report": REPORT_HTML, "gate_verdict_at": decision["at"]}
+
+    def complete(self) -> bool:
+        """Done when written for the gate's current verdict (a forced promotion gives a new one)."""
+        promote = self.clone(PromoteModel)
+        if not super().complete() or not promote.complete():  # else Luigi would not look upstream
+            return False
+        gate = promote.output().path
+        try:
+            return bool(
+                read_manifest(Path(self.output().path)).get("gate_verdict_at") == load_decision(Path(gate))["at"]
+            )
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def run(self) -> None:
+        shutil.rmtree(self.output().path, ignore_errors=True)  # written for an earlier verdict
+        super().run()

@@ -22,8 +22,8 @@ _ORDER = (
     "CalibrateIntervals",
     "ExplainModel",
     "RegisterModel",
-    "ReportRun",
     "PromoteModel",
+    "ReportRun",
     "BuildBento",
     "Containerize",
 )
@@ -84,9 +84,12 @@ def summarise(root: luigi.Task, started: str) -> str:
         if family in manifests:
             lines.append(f"  {label + ':':<9} {manifests[family][1]['tag']}")
         if family == "RegisterModel" and "PromoteModel" in manifests:
-            lines.append(f"  gate:     {manifests['PromoteModel'][1]['promotion']['outcome']}")
+            verdict = _verdict(manifests["PromoteModel"][1]["promotion"])
+            lines.append(f"  gate:     {verdict['outcome']} ({verdict['at']})")
         elif family == "RegisterModel" and "PromoteModel" in failed:
-            lines.append("  gate:     refused (the numbers are above); the model stays in the store, not promoted")
+            lines.append("  gate:     could not judge (the error is above); the model stays in the store")
+        if family == "RegisterModel" and family in manifests:
+            lines.append(f"  champion: {_champion(manifests[family][1]['tag'])}")
     if "Containerize" in manifests:
         lines.append(f"  image:    {manifests['Containerize'][1].get('image', '(see image.json)')}")
     return "\n".join(lines)
@@ -97,7 +100,9 @@ def _data_lines(manifests: dict[str, tuple[luigi.Task, dict[str, Any]]]) -> list
         return []
     task, manifest = manifests["PrepareData"]
     rows = manifest["rows"]
-    line = f"  data:     {rows['valid']} of {rows['raw']} rows valid ({rows['train']} train, {rows['test']} test)"
+    line = f"  data:     {rows['valid']} of {rows['raw']} rows valid ({rows['train']} train, {rows['test']} test"
+    held = rows.get("held_for_reference", 0)
+    line += f", {held} kept out as the gate's reference applicants)" if held else ")"
     if rows["rejected"]:
         line += f"; {rows['rejected']} rejected, reasons in {Path(task.output().path) / REJECTS_FILE}"
     return [line]
@@ -115,3 +120,27 @@ def _selection_lines(manifests: dict[str, tuple[luigi.Task, dict[str, Any]]]) ->
         f"CV R^2 {cv['r2']['mean']:.3f}; held-out RMSE {test['rmse']:.4f}, R^2 {test['r2']:.3f}",
         f"  report:   {folder / REPORT_FILE}",
     ]
+
+
+def _verdict(written: dict[str, Any]) -> dict[str, Any]:
+    """The gate's verdict on the run's model as the store records it (the truth), else as written."""
+    from service import promotion
+
+    try:
+        return promotion.decision(written["model_tag"]) or written
+    except (OSError, ValueError, KeyError):
+        return written
+
+
+def _champion(run_model: str) -> str:
+    """The store's champion now, whatever this run did: what `make serve` serves."""
+    from service import promotion
+
+    try:
+        champion = promotion.promoted_tag(run_model.split(":", maxsplit=1)[0])
+    except (OSError, ValueError, KeyError) as exc:
+        return f"unknown (the alias record cannot be read: {exc})"
+    if champion is None:
+        return "none yet (`make serve` serves the newest registered model)"
+    mine = " (this run's model)" if champion == run_model else ""
+    return f"{champion}{mine}; served by `make serve`"

@@ -19,11 +19,14 @@ from pipeline.provenance import (
     sha256_tree,
     write_json,
 )
+from pipeline.reference import DEFAULT_REFERENCE
 
 DEFAULT_RAW_DATA = "data/Admission_Predict_Ver1.1.csv"
 UNREADABLE = "unreadable"
 # Shared by every task and long (hashes, paths): kept out of log lines; the task id and manifest have them.
-_NOT_IN_LOGS = ("raw_data", "data_sha256", "code_version", "artefacts_dir", "build_inputs")
+_NOT_IN_LOGS = (
+    "raw_data", "data_sha256", "reference_data", "reference_sha256", "code_version", "artefacts_dir", "build_inputs"
+)  # fmt: skip
 
 
 def _now() -> str:
@@ -43,6 +46,10 @@ class PipelineTask(luigi.Task):
     )
     data_sha256 = luigi.Parameter(default="", description="sha256 of the raw file; computed when empty")
     code_version = luigi.Parameter(default="", description="hash of the pipeline code; computed when empty")
+    reference_data = luigi.Parameter(
+        default=DEFAULT_REFERENCE, significant=False, description="the promotion gate's reference rows (CSV)"
+    )
+    reference_sha256 = luigi.Parameter(default="", description="sha256 of the reference file; computed when empty")
     seed = luigi.IntParameter(default=42, description="seed for every random step")
     artefacts_dir = luigi.Parameter(
         default="artefacts", significant=False, description="where task outputs are written"
@@ -56,6 +63,11 @@ class PipelineTask(luigi.Task):
                 values["data_sha256"] = sha256_file(Path(values["raw_data"]))
             except OSError:
                 values["data_sha256"] = UNREADABLE  # PrepareData reports why, as a task failure
+        if not values["reference_sha256"]:
+            try:
+                values["reference_sha256"] = sha256_file(Path(values["reference_data"]))
+            except OSError:
+                values["reference_sha256"] = UNREADABLE  # PrepareData reports why
         if not values["code_version"]:
             values["code_version"] = code_version()
         cls.fill_in(values)

@@ -1,22 +1,38 @@
-"""Which registered model is promoted: a small record beside BentoML's model store.
+"""Named aliases of registered models, with every move and every gate decision: a record beside the store.
 
-``$BENTOML_HOME/promotions/<model name>.json`` holds the promoted tag, when it was promoted, and every
-promotion before it. The pipeline's gate (pipeline/promote.py) writes it; the service reads it to
-serve the promoted model by default and to say so at ``GET /model``. BentoML's store has no mutable
-labels or aliases, hence a file of our own. A promoted model also gets ``promotion.json`` in its own
-folder, so a Bento (which copies the folder) still knows when its model was promoted.
+``$BENTOML_HOME/aliases/<model name>.json`` holds
+- ``aliases``: ``champion`` (what serving uses by default) and ``challenger`` (the newest model that
+  passed the gate's own checks but did not beat the champion);
+- ``moves``: every change of an alias, oldest first: which tag, which it replaced, when, by which run or
+  command and person, why, and the gate's numbers;
+- ``decisions``: the gate's verdict on each tag it judged, so a re-run neither judges a model twice nor
+  changes the champion behind anyone's back.
+
+BentoML's store has no mutable labels or aliases (MLflow's registry has; this record follows its
+``champion``/``challenger`` naming and adds the history), hence a file of our own, written under a lock
+and atomically. A store written before aliases (``promotions/<name>.json``) is read as one. A model made
+champion also gets ``promotion.json`` in its own folder, so a Bento (which copies the folder) still
+knows when its model was promoted. The pipeline moves aliases (pipeline/promote.py, pipeline/aliases.py);
+the service only reads them.
 """
 
 from __future__ import annotations
 
 import fcntl
+import getpass
 import json
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-MODEL_RECORD = "promotion.json"  # in a promoted model's folder
+CHAMPION, CHALLENGER = "champion", "challenger"
+ALIASES = (CHAMPION, CHALLENGER)
+MODEL_RECORD = "promotion.json"  # in a champion's folder
+_SHOWN_MOVES = 5  # moves GET /model shows
 
 
 def bentoml_home() -> Path:
@@ -26,58 +42,169 @@ def bentoml_home() -> Path:
 
 
 def record_path(model_name: str, home: Path | None = None) -> Path:
-    return (home or bentoml_home()) / "promotions" / f"{model_name}.json"
+    return (home or bentoml_home()) / "aliases" / f"{model_name}.json"
 
 
-def read(model_name: str, home: Path | None = None) -> dict[str, Any] | None:
-    """The promotion record, or None when nothing was ever promoted in this store."""
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def actor() -> str:
+    """Who moved an alias: the user and machine (the record is local; the reason says why)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid without a passwd entry
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def read(model_name: str, home: Path | None = None) -> dict[str, Any]:
+    """The alias record; empty (no aliases, no moves, no decisions) when nothing was ever promoted."""
     path = record_path(model_name, home)
     try:
         record: dict[str, Any] = json.loads(path.read_text())
+        return record
     except FileNotFoundError:
-        return None
+        return _from_promotions(model_name, home)
+
+
+def _from_promotions(model_name: str, home: Path | None) -> dict[str, Any]:
+    """A store written before aliases: its promotion history read as champion moves."""
+    record: dict[str, Any] = {"model": model_name, "aliases": {}, "moves": [], "decisions": {}}
+    legacy = (home or bentoml_home()) / "promotions" / f"{model_name}.json"
+    try:
+        old = json.loads(legacy.read_text())
+    except FileNotFoundError:
+        return record
+    for entry in old.get("history", []):
+        move = {
+            "alias": CHAMPION,
+            "tag": entry["tag"],
+            "previous": entry.get("previously_promoted"),
+            "at": entry.get("promoted_at"),
+            "by": "pipeline (recorded before aliases)",
+            "kind": "forced" if entry.get("forced") else "gate",
+            "reason": entry.get("reason") or "passed the promotion gate",
+            "checks": [check.get("says", "") for check in entry.get("checks", [])],
+        }
+        record["moves"].append(move)
+        checks = [{"name": "gate", "passed": True, "says": says, "numbers": {}} for says in move["checks"]]
+        record["decisions"][entry["tag"]] = {
+            "model_tag": entry["tag"],
+            "verdict": "forced" if entry.get("forced") else "promoted",
+            "outcome": "champion (recorded before aliases)",
+            "at": move["at"],
+            "by": move["by"],
+            "champion_before": move["previous"],
+            "reason": entry.get("reason"),
+            "failed": [],
+            "checks": checks,
+        }
+    if old.get("promoted"):
+        record["aliases"][CHAMPION] = old["promoted"]
     return record
 
 
+def alias_tag(model_name: str, alias: str = CHAMPION, home: Path | None = None) -> str | None:
+    tag = read(model_name, home).get("aliases", {}).get(alias)
+    return str(tag) if tag else None
+
+
 def promoted_tag(model_name: str, home: Path | None = None) -> str | None:
-    record = read(model_name, home)
-    return str(record["promoted"]) if record else None
+    """The champion's tag (the model served by default), or None."""
+    return alias_tag(model_name, CHAMPION, home)
+
+
+@contextmanager
+def _locked(model_name: str, home: Path | None) -> Iterator[dict[str, Any]]:
+    """The record under an exclusive lock (two pipelines or commands at once: both changes kept), written
+    back atomically when the block ends without an error."""
+    path = record_path(model_name, home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = read(model_name, home)
+        yield record
+        _write_atomically(path, record)
+
+
+def move(
+    tag: str,
+    alias: str,
+    *,
+    kind: str,
+    reason: str,
+    by: str,
+    checks: list[str] | None = None,
+    model_folder: Path | None = None,
+    home: Path | None = None,
+) -> dict[str, Any]:
+    """Point ``alias`` at ``tag`` and record the move; returns it. ``kind``: gate, forced, promote, rollback."""
+    name = tag.split(":", maxsplit=1)[0]
+    with _locked(name, home) as record:
+        entry = {
+            "alias": alias,
+            "tag": tag,
+            "previous": record["aliases"].get(alias),
+            "at": now(),
+            "by": by,
+            "kind": kind,
+            "reason": reason,
+            "checks": checks or [],
+        }
+        record["aliases"][alias] = tag
+        if alias == CHAMPION and record["aliases"].get(CHALLENGER) == tag:
+            del record["aliases"][CHALLENGER]  # a model is not its own challenger
+        record["moves"].append(entry)
+    if alias == CHAMPION and model_folder is not None:
+        _write_atomically(model_folder / MODEL_RECORD, {"promoted_at": entry["at"], **entry})
+    return entry
+
+
+def record_decision(tag: str, decision: dict[str, Any], home: Path | None = None) -> None:
+    """Keep the gate's verdict on ``tag`` (decision.json's content: every check with its numbers)."""
+    name = tag.split(":", maxsplit=1)[0]
+    with _locked(name, home) as record:
+        record.setdefault("decisions", {})[tag] = decision
+
+
+def decision(tag: str, home: Path | None = None) -> dict[str, Any] | None:
+    found = read(tag.split(":", maxsplit=1)[0], home).get("decisions", {}).get(tag)
+    return dict(found) if found else None
+
+
+def previous_champion(record: dict[str, Any]) -> str | None:
+    """The champion a rollback returns to: the one the current champion replaced, where rollbacks undo
+    promotions like a stack (promote B over A, roll back: A; roll back again: what A replaced, not B)."""
+    stack: list[str] = []
+    for entry in record.get("moves", []):
+        if entry["alias"] != CHAMPION:
+            continue
+        if entry["kind"] == "rollback" and entry["tag"] in stack:  # back to its last tenure
+            stack = stack[: len(stack) - stack[::-1].index(entry["tag"])]
+        else:
+            stack.append(entry["tag"])
+    return stack[-2] if len(stack) >= 2 else None
 
 
 def default_tag(configured: str, env: Any = os.environ) -> str:
     """The model to serve: ``configured`` (settings.model_tag), except that its default, the latest
-    registration, gives way to the promoted model when this store has one and no tag was asked for."""
+    registration, gives way to the champion when this store has one and no tag was asked for."""
     from service.settings import DEFAULT_MODEL_TAG
 
     if configured != DEFAULT_MODEL_TAG or env.get("ADMISSIONS_MODEL_TAG", "").strip():
         return configured
     try:
         return promoted_tag(configured.split(":", maxsplit=1)[0]) or configured
-    except (OSError, ValueError):  # an unreadable record: serve what the settings say
+    except (OSError, ValueError, KeyError):  # an unreadable record: serve what the settings say
         return configured
 
 
-def promote(tag: str, model_folder: Path, details: dict[str, Any], home: Path | None = None) -> dict[str, Any]:
-    """Make ``tag`` the promoted model; ``details`` (gate numbers, forced, reason) go into the history."""
-    name = tag.split(":", maxsplit=1)[0]
-    path = record_path(name, home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    entry = {"tag": tag, "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"), **details}
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two pipelines promoting at once: one history, both entries
-        record = read(name, home) or {"model": name, "history": []}
-        record.update(promoted=tag, promoted_at=entry["promoted_at"])
-        record["history"].append(entry)
-        _write_atomically(path, record)
-    _write_atomically(model_folder / MODEL_RECORD, entry)
-    return entry
-
-
 def status(tag: str, model_folder: Path | None, home: Path | None = None) -> dict[str, Any]:
-    """What ``GET /model`` says about promotion: is ``tag`` the promoted model, and since when."""
+    """What ``GET /model`` says: the aliases of the served model, the current champion, the last moves."""
     name = tag.split(":", maxsplit=1)[0]
     try:
-        record = read(name, home)
+        record: dict[str, Any] | None = read(name, home)
     except (OSError, ValueError):
         record = None
     own: dict[str, Any] = {}
@@ -86,21 +213,35 @@ def status(tag: str, model_folder: Path | None, home: Path | None = None) -> dic
             own = json.loads((model_folder / MODEL_RECORD).read_text())
         except (OSError, ValueError):
             own = {}
-    if record is None:  # e.g. inside a Bento: no store record, only the model's own
+    if not record or not record.get("moves"):  # e.g. inside a Bento: no store record, only the model's own
         return {
+            "aliases": [],
             "promoted": None,
             "promoted_at": own.get("promoted_at"),
             "currently_promoted": None,
-            "note": "no promotion record in this model store; promoted_at is when this model was promoted, if ever",
+            "note": "no alias record in this model store; promoted_at is when this model was made champion, if ever",
         }
-    entries = [entry for entry in record.get("history", []) if entry.get("tag") == tag]
-    last = entries[-1] if entries else {}
-    return {
-        "promoted": record.get("promoted") == tag,
-        "promoted_at": last.get("promoted_at"),
-        "currently_promoted": record.get("promoted"),
-        "forced": last.get("forced"),
+    aliases = record.get("aliases", {})
+    champion = aliases.get(CHAMPION)
+    own_moves = [entry for entry in record["moves"] if entry["tag"] == tag and entry["alias"] == CHAMPION]
+    result: dict[str, Any] = {
+        "aliases": sorted(alias for alias, aliased in aliases.items() if aliased == tag),
+        "promoted": champion == tag,
+        "promoted_at": own_moves[-1]["at"] if own_moves else None,
+        "currently_promoted": champion,
+        "forced": own_moves[-1]["kind"] == "forced" if own_moves else None,
+        "last_moves": [_short(entry) for entry in record["moves"][-_SHOWN_MOVES:]][::-1],
     }
+    if champion and champion != tag:
+        result["note"] = (
+            f"this service keeps the model it started with; the champion is now {champion}: restart the "
+            "service (or roll out a new image) to serve it (docs/model-card.md, 'Aliases and a way back')"
+        )
+    return result
+
+
+def _short(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: entry.get(key) for key in ("alias", "tag", "previous", "at", "by", "kind", "reason")}
 
 
 def _write_atomically(path: Path, content: dict[str, Any]) -> None:
