@@ -123,5 +123,5 @@ users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (passwo
 	@test -n "$(NAME)" || { echo "usage: make users-add NAME=alice" >&2; exit 2; }
 	$(PY) -m service.users add $(NAME)
 
-bench-service: $(ENV_STAMP) ## load-test the service (wrk; /predict, /predict_batch, a 100k-row job)
+bench-service: $(ENV_STAMP) ## load-test the service (needs wrk and hey: apt-get install -y wrk hey; /predict, /predict_batch, jobs)
 	PY=$(PY) bash bench/service.sh
