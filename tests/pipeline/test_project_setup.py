@@ -32,14 +32,17 @@ def test_make_pipeline_keeps_a_raw_data_path_with_spaces_whole(tmp_path: Path) -
 
 def test_creating_the_environment_shows_progress(tmp_path: Path) -> None:
     env = tmp_path / "env"
-    fake_tox = tmp_path / "tox"  # installs one package where the real one would, without pip
-    fake_tox.write_text('#!/bin/sh\nmkdir -p "$ENV/lib/python3.11/site-packages/six-1.17.0.dist-info"\n')
+    fake_tox = tmp_path / "tox"  # installs where the real one would, without pip: two locked packages, and
+    # the venv's own pip and setuptools, which are not in the lock and must not count ("137 of 135")
+    site = '"$ENV/lib/python3.11/site-packages"'
+    installed = ("six-1.17.0", "MarkupSafe-3.0.4", "pip-25.0", "setuptools-80.0.0")
+    fake_tox.write_text("#!/bin/sh\n" + "".join(f"mkdir -p {site}/{name}.dist-info\n" for name in installed))
     fake_tox.chmod(0o755)
     result = make("env-create", f"TOX={fake_tox}", f"ENV={env}", "PROGRESS_EVERY=1")
     assert result.returncode == 0, result.stderr
     total = sum("==" in line for line in (ROOT / "requirements" / "dev.txt").read_text().splitlines())
     assert f"Creating {env}/ from requirements/dev.txt with tox: {total} packages" in result.stdout
-    assert f"{env}/: 1 packages installed (tox exit 0)" in result.stdout
+    assert f"{env}/: 2 of {total} packages installed (tox exit 0)" in result.stdout
     assert (env / ".locked-from-requirements").is_file()
 
 
