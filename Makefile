@@ -43,14 +43,18 @@ $(TOX):
 	$(BOOTSTRAP)/bin/pip install --quiet --disable-pip-version-check -r requirements/bootstrap.txt
 
 # pip prints nothing through tox for the 1-2 minutes it installs: count the installed packages meanwhile.
+# Only the lock's packages count (the venv's own pip and setuptools are not in it: "137 of 135"), each
+# name normalised as pip does (MarkupSafe-3.0.4.dist-info and markupsafe==3.0.4 are one package).
 PROGRESS_EVERY ?= 10
+normalise = tr 'A-Z_.' 'a-z--'
 $(ENV_STAMP): $(TOX) requirements/dev.txt tox.ini
-	@total=$$(grep -c '==' requirements/dev.txt); \
+	@locked=$$(sed -n 's/==.*//p' requirements/dev.txt | $(normalise)); total=$$(echo "$$locked" | wc -l); \
 	echo "Creating $(ENV)/ from requirements/dev.txt with tox: $$total packages, about 2 minutes"; \
-	count() { ls -d $(ENV)/lib/python*/site-packages/*.dist-info 2>/dev/null | wc -l; }; \
+	count() { ls -d $(ENV)/lib/python*/site-packages/*.dist-info 2>/dev/null | sed 's|.*/||; s|-[^-]*\.dist-info$$||' \
+	  | $(normalise) | grep -cxF "$$locked"; }; \
 	( while sleep $(PROGRESS_EVERY); do echo "  ... $$(count) of $$total packages installed"; done ) & ticker=$$!; \
 	$(TOX) run -e dev --recreate; status=$$?; kill $$ticker 2>/dev/null; \
-	echo "$(ENV)/: $$(count) packages installed (tox exit $$status)"; exit $$status
+	echo "$(ENV)/: $$(count) of $$total packages installed (tox exit $$status)"; exit $$status
 	touch $@
 
 env-create: $(ENV_STAMP) ## create the locked environment (.tox/dev) with tox
@@ -123,5 +127,5 @@ users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (passwo
 	@test -n "$(NAME)" || { echo "usage: make users-add NAME=alice" >&2; exit 2; }
 	$(PY) -m service.users add $(NAME)
 
-bench-service: $(ENV_STAMP) ## load-test the service (wrk; /predict, /predict_batch, a 100k-row job)
+bench-service: $(ENV_STAMP) ## load-test the service (needs wrk and hey: apt-get install -y wrk hey; /predict, /predict_batch, jobs)
 	PY=$(PY) bash bench/service.sh

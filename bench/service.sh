@@ -11,16 +11,21 @@
 #   a 1,000,000-row CSV job: submitted, completed, downloaded      target: <= 3 s
 #   a 100,000-row JSON job: submitted to completed                 target: <= 10 s
 # Usage: bench/service.sh   (env: BENCH_PORT=3399, PY=.tox/dev/bin/python, SECONDS_SHORT=20, SECONDS_LONG=30)
+#        bench/service.sh --check   only checks that the load tools are installed
 set -euo pipefail
+# The load tools, checked before anything starts, in one sentence that says how to install them.
+missing=$(for tool in wrk hey; do command -v "$tool" >/dev/null || printf ' %s' "$tool"; done)
+if [ -n "$missing" ]; then
+  echo "error: the service benchmark needs the load tools wrk and hey (missing here:$missing): install them with \`sudo apt-get install -y wrk hey\` (both are Debian packages)" >&2
+  exit 2
+fi
+if [ "${1:-}" = "--check" ]; then echo "wrk and hey are installed"; exit 0; fi
 cd "$(dirname "$0")/.."
 PY=${PY:-.tox/dev/bin/python}
 port=${BENCH_PORT:-3399}
 raw_port=$((port - 1))
 short=${SECONDS_SHORT:-20}
 url="http://127.0.0.1:$port"
-for tool in wrk hey; do
-  command -v $tool >/dev/null || { echo "error: $tool not found (Debian: apt-get install -y wrk hey)" >&2; exit 2; }
-done
 work=$(mktemp -d -t admissions-bench-XXXXXX)
 out=$work/out
 mkdir -p "$out"

@@ -35,15 +35,18 @@ def _coverage_rows(coverage: dict[str, Any]) -> str:
 
 
 def _global_lines(view: dict[str, Any]) -> str:
+    """Coefficients for linear models, then permutation importance for any model (docs/model-card.md)."""
+    parts = []
     if view.get("coefficients"):
         lines = [
             f"- {c['feature']}: {c['per_unit']:+.4f} per {c['unit']} ({c['per_std']:+.4f} per standard deviation)"
             for c in view["coefficients"]
         ]
-        return "Coefficients (change in the predicted chance, other features held fixed):\n\n" + "\n".join(lines)
+        parts.append("Coefficients (change in the predicted chance, other features held fixed):\n\n" + "\n".join(lines))
     ranked = sorted(view["importances"], key=lambda i: -i["rmse_increase"])
     lines = [f"- {i['feature']}: held-out RMSE +{i['rmse_increase']:.4f} when shuffled" for i in ranked]
-    return "Permutation importance (held-out split):\n\n" + "\n".join(lines)
+    parts.append("Permutation importance (held-out split):\n\n" + "\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def model_card(

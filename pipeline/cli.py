@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     configure_logging(args.log_level)
     if args.command == "run":
+        if "--help" in rest or "-h" in rest:  # Luigi's --help is 131 lines; --help-all stays Luigi's
+            from pipeline.cli_help import print_help
+
+            return print_help(rest, DEFAULT_TASK)
         return run(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")

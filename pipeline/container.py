@@ -90,6 +90,14 @@ def build(bento_tag: str, image_tags: list[str], labels: dict[str, str], log: Pa
     if not buildkit:
         command += ["--opt", "force-rm"]  # the classic builder would keep a failed step's container
     env = {**os.environ, "DOCKER_BUILDKIT": "1" if buildkit else "0", "BENTOML_DO_NOT_TRACK": "true"}
+    # The build prints nothing here until it ends (its output goes to the log): say so before it starts.
+    logger.info(
+        "building the image %s with %s: a minute or two (seconds when the dependency layers are cached); "
+        "follow it with `tail -f %s`",
+        bento_tag,
+        "BuildKit" if buildkit else "the classic builder",
+        log,
+    )
     with open(log, "a") as sink:
         sink.write(f"$ DOCKER_BUILDKIT={env['DOCKER_BUILDKIT']} {' '.join(command)}\n")
         sink.flush()

@@ -19,6 +19,8 @@ from service import promotion
 
 # Parameters every run has but that say nothing about the run's content.
 _IGNORED = {"raw_data", "artefacts_dir", "model_name"}
+# Parameters runs_table shows in a column of their own, whether or not they vary.
+_OWN_COLUMN = {"data_sha256"}
 
 
 def _metadata(model: bentoml.Model) -> Any:
@@ -58,13 +60,26 @@ def find(tag: str) -> bentoml.Model:
         ) from None
 
 
+def registered(model_name: str) -> list[bentoml.Model]:
+    try:
+        return list(bentoml.models.list(model_name))
+    except NotFound:  # BentoML's answer for a store without any model of that name (or an empty one)
+        return []
+
+
 def runs_table(model_name: str = MODEL_NAME) -> str:
     """One line per registered model, newest first; parameters only where runs differ."""
-    models = sorted(bentoml.models.list(model_name), key=lambda m: m.info.creation_time, reverse=True)
-    if not models:
-        return f"no registered {model_name} models in this BENTOML_HOME; `make register` makes one"
+    listed = registered(model_name)
+    if not listed:
+        return (
+            f"no registered {model_name} models in BENTOML_HOME {promotion.bentoml_home()}; "
+            "`make register` makes one (or set BENTOML_HOME to the store that has them)"
+        )
+    models = sorted(listed, key=lambda m: m.info.creation_time, reverse=True)
     params = [_parameters(m) for m in models]
-    varying = sorted({key for p in params for key in p if len({q.get(key) for q in params}) > 1})
+    varying = sorted(
+        {key for p in params for key in p if key not in _OWN_COLUMN and len({q.get(key) for q in params}) > 1}
+    )
     promoted = promotion.promoted_tag(model_name)
     header = ["time (UTC)", "model tag", "promoted", "data sha256", "candidate", "CV RMSE", "held-out RMSE"]
     rows = [header + varying]

@@ -55,6 +55,22 @@ def _table(frame: pd.DataFrame, highlight: str | None = None) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def card_html(markdown: str) -> str:
+    """The model card's Markdown as HTML, its headings one level down (the card's title is an h2 here).
+
+    markdown-it-py (CommonMark, plus tables) is already in the lock through BentoML's rich. Raw HTML in
+    the card is escaped, not passed through: the card quotes run parameters.
+    """
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = parser.parse(markdown)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
+    return str(parser.renderer.render(tokens, parser.options, {}))
+
+
 def _png(figure: Any, path: Path) -> str:
     figure.tight_layout()
     figure.savefig(path, metadata=PLOT_META)
@@ -146,17 +162,21 @@ def render(
     predictions = pd.read_csv(evaluations[chosen] / PREDICTIONS_FILE, index_col=0)
     test_features, _ = load_split(inputs["data"], TEST_FILE)
     model_folder = Path(bentoml.models.get(tag).path)
-    card = (model_folder / CARD_FILE).read_text() if (model_folder / CARD_FILE).is_file() else "(no card)"
+    card = (model_folder / CARD_FILE).read_text() if (model_folder / CARD_FILE).is_file() else "## Model card\n\n(none)"
     lineage = json.loads((model_folder / LINEAGE_FILE).read_text())["lineage"]
     lineage_frame = pd.DataFrame(
         [{"task": m["task_family"], "task id": m["task_id"], "finished": m.get("finished_at", "")} for m in lineage]
     )
     level = float(intervals["default_level"])
-    global_table = (
-        pd.DataFrame(view["coefficients"])[["feature", "per_unit", "unit", "per_std"]]
+    coefficients = (
+        [
+            "<h3>Coefficients (linear model)</h3>",
+            _table(pd.DataFrame(view["coefficients"])[["feature", "per_unit", "unit", "per_std"]]),
+        ]
         if view["coefficients"]
-        else pd.DataFrame(view["importances"])
+        else []
     )
+    importances = pd.DataFrame(view["importances"]).sort_values("rmse_increase", ascending=False)
     data = read_manifest(inputs["data"])
     deciles = decile_plot(intervals["coverage"]["cv_by_decile"], level, folder / "deciles.png")
     sections = [
@@ -178,10 +198,11 @@ def render(
         _table(coverage_table(intervals)),
         f'<img alt="coverage by decile" src="{deciles}">',
         "<h2>Global view</h2>",
-        _table(global_table),
+        *coefficients,
+        "<h3>Permutation importance (held-out RMSE increase when a feature is shuffled)</h3>",
+        _table(importances),
         f'<img alt="global view" src="{embedded_png(inputs["explanation"] / GLOBAL_PLOT)}">',
-        "<h2>Model card</h2>",
-        f"<pre>{html.escape(card)}</pre>",
+        f'<section class="card">{card_html(card)}</section>',
         "<h2>Lineage</h2>",
         _table(lineage_frame),
     ]

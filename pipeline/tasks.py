@@ -1,4 +1,5 @@
-"""Every task of the pipeline, for ``luigi --module pipeline.tasks TASK``."""
+"""Every task of the pipeline: ``python -m pipeline run TASK``, or ``PYTHONPATH=. luigi --module pipeline.tasks TASK``
+from the checkout (Luigi's script does not put the current folder on Python's path)."""
 
 from pipeline.data import PrepareData
 from pipeline.evaluate import EvaluateModel

@@ -61,7 +61,10 @@ class Explainer:
                 "explanations are not available for this model: it is neither linear nor trees"
             )
         raw = bases + parts.sum(axis=1)
-        adjustments = np.asarray(chances, dtype=np.float64) - raw
+        # Only a clipped output needs closing: elsewhere chance - raw is the rounding difference between
+        # this sum and the served prediction (e.g. -1.1e-16), which would read as a clipped row.
+        clipped = (raw < 0.0) | (raw > 1.0)
+        adjustments = np.where(clipped, np.asarray(chances, dtype=np.float64) - raw, 0.0)
         return [
             {
                 "base_value": float(bases[i]),

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from service import __version__
+from service.docs_page import index_html
 from service.middleware import Receive, Scope, Send
 
 TITLE = "Admissions API"
@@ -34,6 +35,7 @@ as CSV with `format=csv` or `Accept: text/csv`.
 
 Every error answer is JSON with an `error` sentence; invalid bodies also list the first `problems`.
 """
+_INDEX_HTML = index_html(TITLE)
 PUBLIC = {"/login", "/healthz", "/livez", "/readyz", "/metrics"}
 APPLICANT = {
     "gre_score": 320,
@@ -273,7 +275,8 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class OpenAPIDocument:
-    """Answers ``GET /docs.json`` with :func:`document` of the service's spec (made once per process)."""
+    """Answers ``GET /docs.json`` with :func:`document` of the service's spec (made once per process), and
+    ``GET /`` with Swagger UI under the API's title (service/docs_page.py) instead of BentoML's page."""
 
     def __init__(self, app: Any, service: Any) -> None:
         self.app = app
@@ -281,14 +284,21 @@ class OpenAPIDocument:
         self._body: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/docs.json" or scope["method"] != "GET":
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in ("/", "/docs.json"):
             await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/":
+            await _answer(send, b"text/html; charset=utf-8", _INDEX_HTML)
             return
         if self._body is None:
             self._body = json.dumps(document(self.service.openapi_spec.asdict())).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self._body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": self._body})
+        await _answer(send, b"application/json", self._body)
+
+
+async def _answer(send: Send, content_type: bytes, body: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def main() -> int:

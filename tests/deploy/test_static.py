@@ -170,6 +170,26 @@ def test_without_an_engine_containerize_fails_with_one_sentence(monkeypatch: pyt
     assert "bentoml containerize admissions_api:abc" in message and "\n" not in message
 
 
+def test_the_build_says_what_it_does_and_where_its_log_is_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    said_before: list[str] = []
+
+    def build_command(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        said_before.extend(record.getMessage() for record in caplog.records)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(container.subprocess, "run", build_command)
+    monkeypatch.setattr(container, "docker", lambda *args, **_: subprocess.CompletedProcess(args, 0, "", ""))
+    log = tmp_path / "logs" / "admissions_api-abc.log"
+    log.parent.mkdir()
+    with caplog.at_level("INFO", logger="pipeline.container"):
+        container.build("admissions_api:abc", ["admissions_api:abc"], {}, log, buildkit=True)
+    assert len(said_before) == 1, said_before  # one line, before the silent build
+    assert "building the image admissions_api:abc" in said_before[0] and "a minute or two" in said_before[0]
+    assert f"tail -f {log}" in said_before[0]
+
+
 def test_docker_buildkit_0_selects_the_classic_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_BUILDKIT", "0")
     assert container.buildkit_usable() is False

@@ -32,14 +32,17 @@ def test_make_pipeline_keeps_a_raw_data_path_with_spaces_whole(tmp_path: Path) -
 
 def test_creating_the_environment_shows_progress(tmp_path: Path) -> None:
     env = tmp_path / "env"
-    fake_tox = tmp_path / "tox"  # installs one package where the real one would, without pip
-    fake_tox.write_text('#!/bin/sh\nmkdir -p "$ENV/lib/python3.11/site-packages/six-1.17.0.dist-info"\n')
+    fake_tox = tmp_path / "tox"  # installs where the real one would, without pip: two locked packages, and
+    # the venv's own pip and setuptools, which are not in the lock and must not count ("137 of 135")
+    site = '"$ENV/lib/python3.11/site-packages"'
+    installed = ("six-1.17.0", "MarkupSafe-3.0.4", "pip-25.0", "setuptools-80.0.0")
+    fake_tox.write_text("#!/bin/sh\n" + "".join(f"mkdir -p {site}/{name}.dist-info\n" for name in installed))
     fake_tox.chmod(0o755)
     result = make("env-create", f"TOX={fake_tox}", f"ENV={env}", "PROGRESS_EVERY=1")
     assert result.returncode == 0, result.stderr
     total = sum("==" in line for line in (ROOT / "requirements" / "dev.txt").read_text().splitlines())
     assert f"Creating {env}/ from requirements/dev.txt with tox: {total} packages" in result.stdout
-    assert f"{env}/: 1 packages installed (tox exit 0)" in result.stdout
+    assert f"{env}/: 2 of {total} packages installed (tox exit 0)" in result.stdout
     assert (env / ".locked-from-requirements").is_file()
 
 
@@ -58,3 +61,39 @@ def test_every_document_the_project_cites_exists() -> None:
             if not (ROOT / name).is_file() and not (source.parent / name).is_file():
                 cited.add((source.relative_to(ROOT).as_posix(), name))
     assert cited == set()  # e.g. ENGINEERING.md was cited for the version choices but never committed
+
+
+def test_every_readme_section_the_project_cites_exists() -> None:
+    """``README "Section"`` or ``README.md#anchor`` in a project file names a heading the README has."""
+    headings = re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+    sources = [ROOT / name for name in ("pyproject.toml", "Makefile", "tox.ini", "bentofile.yaml")]
+    sources += [*(ROOT / "docs").glob("*.md"), *(ROOT / "requirements").glob("*.in"), ROOT / "README.md"]
+    sources += [*(ROOT / "pipeline").glob("*.py"), *(ROOT / "service").glob("*.py")]
+    missing = []
+    for source in sources:
+        text = source.read_text()
+        for section in re.findall(r'README(?:\.md)?(?: section)? "([^"]+)"', text):
+            if section not in headings:
+                missing.append((source.name, section))
+        for anchor in re.findall(r"README\.md#([\w-]+)", text):
+            if anchor not in anchors:
+                missing.append((source.name, anchor))
+    assert missing == []  # pyproject.toml pointed to a README "Dependencies" section that had gone
+
+
+def test_the_luigi_command_the_docs_show_runs_from_the_checkout() -> None:
+    """Luigi's script does not put the checkout on Python's path: the docs show it with ``PYTHONPATH=.``."""
+    shown = [
+        command
+        for document in (ROOT / "README.md", *(ROOT / "docs").glob("*.md"))
+        for command in re.findall(r"`([^`]*\bluigi --module[^`]*)`", document.read_text().replace("\n", " "))
+    ]
+    assert shown, "docs/pipeline.md shows Luigi's own command line"
+    for command in shown:
+        assert command.startswith("PYTHONPATH=. "), command
+        words = command.split()[1:]  # without the variable, which goes to env below
+        words = [w.replace("TASK", "PrepareData") for w in words] + ["--help"]
+        env = {**os.environ, "PYTHONPATH": "."}
+        result = subprocess.run(words, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0 and "--PrepareData-raw-data" in result.stdout, result.stderr[-2000:]

@@ -148,3 +148,22 @@ def test_a_mistyped_command_is_one_sentence(arguments: list[str], message: str) 
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-3000:]
+
+
+def test_run_help_is_short_lists_each_parameter_once_and_points_to_luigis_full_help() -> None:
+    result = run([sys.executable, "-m", "pipeline", "run", "--help"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 40, result.stdout  # Luigi's own --help was 131 lines
+    assert lines[0].startswith("usage: python -m pipeline run [TASK]")
+    assert sum(line.lstrip().startswith("--seed N") for line in lines) == 1
+    assert "--BuildBento-seed" not in result.stdout
+    assert "--local-scheduler" in result.stdout and "--workers N" in result.stdout
+    assert lines[-1] == "Every Luigi option (over a thousand lines): python -m pipeline run BuildBento --help-all"
+
+
+def test_run_help_of_a_task_marks_what_it_requires() -> None:
+    result = run([sys.executable, "-m", "pipeline", "run", "TrainModel", "-h"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    candidate = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("--candidate "))
+    assert candidate.endswith("(required)") and "random_forest" in candidate

@@ -54,7 +54,9 @@ def test_the_model_carries_its_intervals_explainer_means_and_card(pipeline_run: 
     card = stored(pipeline_run, "print(open(m.path_of('model_card.md')).read(), end='')")
     assert card.startswith(f"# Model card: {pipeline_run.model_tag}")
     for section in ("## Intended use", "never", "## Training data", "## Features", "## Metrics", "+-",
-                    "## Prediction intervals", "## Limitations", "no protected attributes"):  # fmt: skip
+                    "## Prediction intervals", "## Limitations", "no protected attributes",
+                    "Coefficients (change in the predicted chance",
+                    "Permutation importance (held-out split)"):  # fmt: skip
         assert section in card, section
     data_sha = metadata["manifest"]["parameters"]["data_sha256"]
     assert data_sha in card

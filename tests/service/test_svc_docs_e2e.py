@@ -74,6 +74,15 @@ def test_the_document_is_the_projects_and_says_how_to_authenticate(documented: S
         assert {p["name"] for p in doc["paths"][path]["post"]["parameters"]} == {"interval", "explain"}
 
 
+def test_the_page_at_root_is_the_apis_not_bentomls(documented: Service) -> None:
+    page = requests.get(f"{documented.url}/", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Admissions API</title>" in page.text and "BentoML Prediction Service" not in page.text
+    assert "index.css" not in page.text  # BentoML's stylesheet hides the document's title
+    for asset in ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"):  # served by BentoML
+        assert requests.get(f"{documented.url}/static_content/{asset}", timeout=30).status_code == 200, asset
+
+
 def test_documented_statuses_are_the_real_ones(documented: Service) -> None:
     """What the document promises for /jobs and the job routes is what the server answers."""
     headers = documented.headers()
@@ -118,7 +127,9 @@ def test_swagger_ui_in_chromium_logs_in_with_authorize_and_predicts(documented: 
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(f"{documented.url}/", wait_until="networkidle")
+            expect(page).to_have_title("Admissions API")  # the browser tab
             expect(page.locator(".info .title")).to_contain_text("Admissions API")
+            expect(page.locator(".info .title")).to_be_visible()  # BentoML's page hid it (visibility: hidden)
             page.get_by_role("button", name="Authorize").first.click()
             page.locator(".auth-container input").first.fill(token)
             page.locator(".modal-ux button.authorize").click()

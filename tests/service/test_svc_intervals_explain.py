@@ -70,6 +70,8 @@ def _check_sums(explanations: list[dict], chances: np.ndarray) -> None:
     for explanation, chance in zip(explanations, chances, strict=True):
         total = explanation["base_value"] + sum(explanation["contributions"].values()) + explanation["clip_adjustment"]
         assert total == pytest.approx(float(chance), abs=1e-9)
+        if 0 < chance < 1:  # not clipped: exactly 0, as documented (rounding once gave -1.1e-16)
+            assert explanation["clip_adjustment"] == 0.0, (chance, explanation["clip_adjustment"])
 
 
 def test_linear_contributions_are_weight_times_distance_from_the_mean_and_sum_to_the_chance() -> None:
@@ -77,18 +79,22 @@ def test_linear_contributions_are_weight_times_distance_from_the_mean_and_sum_to
     pipeline = make_pipeline(StandardScaler(), LinearRegression()).fit(frame, y)
     predictor = Predictor(pipeline, "admissions:t")
     explainer = Explainer(pipeline, predictor.affine, _means(frame))
-    rows = _rows()
+    cgpa = FEATURE_NAMES.index("cgpa")
+    beyond = _rows(2)
+    beyond[:, cgpa] = [100.0, -100.0]  # far outside the contract: raw outputs above 1 and below 0
+    rows = np.vstack([_rows(), beyond])
     chances = predictor.predict(rows)
     explanations = explainer.explain(rows, chances)
     assert explainer.method == LINEAR
     _check_sums(explanations, chances)
     weights, _ = predictor.affine  # type: ignore[misc]
-    cgpa = FEATURE_NAMES.index("cgpa")
     expected = weights[cgpa] * (rows[0, cgpa] - frame["cgpa"].mean())
     assert explanations[0]["contributions"]["cgpa"] == pytest.approx(expected, rel=1e-12)
     at_mean = pipeline.predict(frame.mean().to_frame().T)[0]
     assert explanations[0]["base_value"] == pytest.approx(at_mean, abs=1e-12)
-    assert any(e["clip_adjustment"] != 0 for e in explanations)  # some probe rows are clipped
+    assert chances[-2:].tolist() == [1.0, 0.0]  # clipped
+    assert explanations[-2]["clip_adjustment"] < -0.1 and explanations[-1]["clip_adjustment"] > 0.1
+    assert all(e["clip_adjustment"] == 0.0 for e in explanations[:-2])  # the in-range rows: exactly 0
 
 
 @pytest.mark.parametrize(
