@@ -68,6 +68,20 @@ register: $(ENV_STAMP) ## run the pipeline only up to the registered model (Regi
 build-bento: $(ENV_STAMP) ## the pipeline through the promotion gate and BuildBento; MODEL_VERSION=<tag>: a Bento of that model
 	$(PIPELINE) BuildBento $(PIPELINE_ARGS) $(MODEL_ARGS) $(GATE_ARGS)
 
+# --- Aliases: which registered model is served (docs/model-card.md, "Aliases and a way back") ----------
+.PHONY: aliases promote rollback
+
+aliases: $(ENV_STAMP) ## the champion and challenger, and every move of them, newest first
+	@$(PY) -m pipeline aliases
+
+promote: $(ENV_STAMP) ## make a registered model champion by hand: TAG=admissions:<version> REASON="why"
+	@$(PY) -m pipeline promote "$$TAG" --reason "$$REASON"
+
+rollback: $(ENV_STAMP) ## champion back to the one it replaced (or TAG=...): REASON="why"
+	@$(PY) -m pipeline rollback --reason "$$REASON" $(if $(TAG),--to "$$TAG")
+
+export TAG REASON
+
 # --- Container image and compose stack (docs/docker.md) -------------------------------------------------
 # MODEL_VERSION=<tag>: that registered model instead of the pipeline's; BENTO_TAG=<tag>: that Bento.
 MODEL_ARGS = $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))

@@ -35,6 +35,12 @@ choose_image() {
     local image=${DOCKER_IMAGE:-}
     if [ -z "$image" ] && [ -n "${MODEL_VERSION:-}" ]; then
         local model=$MODEL_VERSION
+        if [[ ${model#admissions:} == champion || ${model#admissions:} == challenger ]]; then
+            # An alias: the model it names in this checkout's store (make aliases).
+            local alias=${model#admissions:}
+            model=$(.tox/dev/bin/python -c 'import sys; from service import promotion; print(promotion.alias_tag("admissions", sys.argv[1]) or "")' "$alias" 2>/dev/null || true)
+            [ -n "$model" ] || fail "No model is $alias in this store (make aliases); run make pipeline first."
+        fi
         [[ $model == *:* ]] || model="admissions:$model"
         image=$(docker images --filter "label=$LABEL.model-tag=$model" --format '{{.Repository}}:{{.Tag}}' |
             grep -v ':latest$' | head -1 || true)

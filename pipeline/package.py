@@ -23,6 +23,7 @@ from pipeline.register import MODEL_NAME
 from pipeline.report import ReportRun
 from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask, StoreTask
+from service import promotion
 
 logger = logging.getLogger("pipeline.package")
 BENTO_NAME = "admissions_api"
@@ -68,8 +69,12 @@ def build_bento(tag: str, bentofile: str, model_tag: str, labels: dict[str, str]
 
 
 def full_tag(name: str, value: str) -> str:
-    """``v1`` or ``name:v1`` -> ``name:v1``; ``latest`` becomes the exact tag it points at, when there is one."""
+    """``v1`` or ``name:v1`` -> ``name:v1``; ``latest`` becomes the exact tag it points at, when there is one,
+    and a model alias (``champion``, ``challenger``) the tag it names, when it names one."""
     tag = value.strip() if ":" in value else f"{name}:{value.strip()}"
+    version = tag.split(":", maxsplit=1)[1]
+    if name == MODEL_NAME and version in promotion.ALIASES:
+        return promotion.alias_tag(name, version) or tag
     if tag.endswith(":latest"):
         lookup = bentoml.models.get if name == MODEL_NAME else bentoml.get
         try:
@@ -90,6 +95,10 @@ def registered_model(tag: str) -> bentoml.Model:
     try:
         return bentoml.models.get(tag)
     except NotFound:
+        if tag.split(":", maxsplit=1)[-1] in promotion.ALIASES:
+            raise PackagingError(
+                f"no model is {tag.rsplit(':', maxsplit=1)[-1]} in this store yet (`make aliases`)"
+            ) from None
         existing = [str(m.tag) for m in sorted(bentoml.models.list(MODEL_NAME), key=lambda m: m.creation_time)]
         raise unknown("registered model", tag, existing[::-1], "`make register` registers one") from None
 

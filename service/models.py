@@ -166,8 +166,13 @@ class SingleModel:
 
     @bentoml.api
     async def card(self) -> str:
-        """The model card (Markdown), or an empty string for a model registered without one."""
-        return read_card(self.bento_model) or ""
+        """The model card (Markdown) with the aliases as they are now, or an empty string for a model
+        registered without one."""
+        card = read_card(self.bento_model)
+        if card is None:
+            return ""
+        state = promotion.status(str(self.bento_model.tag), Path(self.bento_model.path))
+        return card.rstrip() + "\n" + promotion.card_section(state)
 
 
 @bentoml.service(name="admissions_batch", workers=1, logging=_QUIET, tracing=UNTRACED, traffic={"timeout": 60})

@@ -240,6 +240,28 @@ def status(tag: str, model_folder: Path | None, home: Path | None = None) -> dic
     return result
 
 
+def card_section(state: dict[str, Any]) -> str:
+    """The model card's last section, written when it is served: the served model's aliases and the
+    last moves (the stored card cannot know them: aliases move after it was written)."""
+    if not state.get("last_moves"):
+        return f"\n## Aliases\n\n{state.get('note', 'No alias record in this model store.')}\n"
+    own = ", ".join(state["aliases"]) or "none"
+    rows = "\n".join(
+        f"| {m['at']} | {m['alias']} | {m['tag']} | {m['previous'] or '-'} | {m['kind']} | {m['by']} | {m['reason']} |"
+        for m in state["last_moves"]
+    )
+    note = f"\n{state['note']}\n" if state.get("note") else ""
+    return f"""
+## Aliases
+
+This model's aliases now: **{own}**; the champion: {state["currently_promoted"] or "none"}.
+{note}
+| when | alias | model | replaced | kind | by | reason |
+|---|---|---|---|---|---|---|
+{rows}
+"""
+
+
 def _short(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: entry.get(key) for key in ("alias", "tag", "previous", "at", "by", "kind", "reason")}
 

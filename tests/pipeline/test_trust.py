@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.promote import MetricThreshold
 from tests.conftest import ROOT, PipelineRun
 
 # Stated tolerances: CV coverage pools 800 out-of-fold predictions (binomial sd ~1 point at 90%);
-# the held-out split has 100 rows (sd ~3 points), so it gets about three standard deviations.
+# the held-out split has 80 rows (sd ~3.4 points), so it gets about three standard deviations.
 CV_TOLERANCE, HELD_OUT_TOLERANCE = 0.03, 0.10
 
 
@@ -70,14 +69,3 @@ def test_the_global_view_has_coefficients_with_units_and_partial_dependence(pipe
     for name in ("cgpa", "gre_score"):
         curve = view["partial_dependence"][name]["chance"]
         assert curve[-1] > curve[0] and all(0 <= c <= 1 for c in curve)
-
-
-def test_the_gate_thresholds_follow_mlflow_semantics() -> None:
-    rmse = MetricThreshold("held_out_rmse", greater_is_better=False, max_worse=0.005)
-    assert rmse.check(0.064, 0.060)[0] and not rmse.check(0.0651, 0.060)[0]
-    assert "worse by 0.0051 (tolerance 0.005)" in rmse.check(0.0651, 0.060)[1]
-    assert rmse.check(0.1, None) == (True, "held_out_rmse 0.1000 (no baseline)")
-    r2 = MetricThreshold("r2", greater_is_better=True, max_worse=0.01)
-    assert r2.check(0.80, 0.805)[0] and not r2.check(0.78, 0.80)[0]
-    coverage = MetricThreshold("cv_interval_coverage", greater_is_better=True, nominal=0.9, tolerance=0.05)
-    assert coverage.check(0.86, None)[0] and not coverage.check(0.84, None)[0]
