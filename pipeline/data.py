@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
-from pipeline.reference import REFERENCE_FILE, load_reference, overlap, without_reference
+from pipeline.reference import DEFAULT_REFERENCE, REFERENCE_FILE, load_reference, overlap, without_reference
 from pipeline.task import UNREADABLE, PipelineTask
 from service.contract import FEATURES, TARGET
 
@@ -162,7 +162,7 @@ def prepare(
     max_reject_share: float,
     seed: int,
     kept_rejects: Path,
-    reference_path: Path,
+    reference_path: Path = Path(DEFAULT_REFERENCE),
 ) -> dict[str, Any]:
     """Read, validate and split ``path`` into ``folder``, without the reference applicants (kept out of
     both splits and written beside them); return counts for the manifest.

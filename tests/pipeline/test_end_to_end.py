@@ -48,7 +48,10 @@ def test_the_run_ends_with_a_summary_a_person_reads(pipeline_run: PipelineRun) -
     expected += "RegisterModel"
     assert lines["ran"].strip() == expected
     assert lines["reused"].strip() == "nothing"
-    assert lines["data"].strip() == "500 of 500 rows valid (400 train, 100 test)"
+    assert (
+        lines["data"].strip()
+        == "500 of 500 rows valid (320 train, 80 test, 100 kept out as the gate's reference applicants)"
+    )
     assert lines["selected"].strip().startswith(bentoml.models.get(pipeline_run.model_tag).info.labels["candidate"])
     assert "CV RMSE" in lines["selected"] and "held-out RMSE" in lines["selected"]
     assert Path(lines["report"].strip()).is_file()
@@ -89,7 +92,9 @@ def test_the_registered_model_traces_back_to_the_raw_file(pipeline_run: Pipeline
     assert chain[0]["task_family"] == "SelectModel"
     assert sum(m["task_family"] == "TrainModel" for m in chain) == 4
     prepare = next(m for m in chain if m["task_family"] == "PrepareData")
-    assert prepare["rows"] == {"raw": 500, "valid": 500, "rejected": 0, "train": 400, "test": 100}
+    assert prepare["rows"] == {
+        "raw": 500, "valid": 500, "rejected": 0, "train": 320, "test": 80, "held_for_reference": 100, "reference": 100
+    }  # fmt: skip
     assert model.info.metadata["manifest"]["code"]["version"] == model.info.labels["code_version"]
 
 
