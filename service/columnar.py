@@ -20,6 +20,7 @@ import csv
 import io
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,8 @@ from service.errors import InvalidInputError
 
 CSV_MEDIA_TYPE = "text/csv"
 SHOWN_PROBLEMS = 10
+# A header names the seven columns: far less than this, even padded with spaces or quoted.
+MAX_HEADER_BYTES = 1024
 _BOM = b"\xef\xbb\xbf"  # spreadsheets often start UTF-8 files with one
 _NUMBER_BYTES = b'0123456789.,+-eE "\r\n'  # all a CSV body of valid numbers holds after its header
 _COMMA, _NEWLINE = ord(","), ord("\n")
@@ -122,9 +125,17 @@ def rows_from_csv(body: bytes, max_rows: int) -> np.ndarray:
 
 
 def _header(text: bytes) -> list[str]:
-    """The header's column names (stripped), which must be the contract's, each once, in any order."""
-    end = text.find(b"\n")
-    line = (text if end < 0 else text[:end]).decode("utf-8", "replace").strip()
+    """The header's column names (stripped), which must be the contract's, each once, in any order.
+
+    Linear in the header, and refused before anything else when it is longer than a header of the
+    contract can be: a 1,000,000-column header once cost minutes of a worker (a quadratic check)."""
+    end = text.find(b"\n", 0, MAX_HEADER_BYTES + 1)
+    if end < 0 and len(text) > MAX_HEADER_BYTES:
+        raise _bad_header(f"longer than {MAX_HEADER_BYTES:,} bytes")
+    raw = text if end < 0 else text[:end]
+    if raw.count(b",") >= len(FEATURE_NAMES):  # a quoted comma is no contract name either
+        raise _bad_header(f"has {raw.count(b',') + 1:,} columns, more than the contract's {len(FEATURE_NAMES)}")
+    line = raw.decode("utf-8", "replace").strip()
     if not line:
         raise InvalidInputError(f"the CSV body must start with a header line: {','.join(FEATURE_NAMES)}")
     try:
@@ -132,17 +143,18 @@ def _header(text: bytes) -> list[str]:
     except csv.Error as exc:
         raise InvalidInputError(f"line 1 (the header) is not CSV: {exc}", field="header") from None
     missing = [name for name in FEATURE_NAMES if name not in names]
-    unknown = [name for name in names if name not in FEATURE_NAMES]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    unknown = [name[:40] for name in names if name not in FEATURE_NAMES]
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if missing or unknown or repeated:
         parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else ""]
         parts.append(f"repeated {', '.join(repeated)}" if repeated else "")
-        raise InvalidInputError(
-            f"line 1 (the header): {'; '.join(part for part in parts if part)}; "
-            f"the columns are {', '.join(FEATURE_NAMES)}",
-            field="header",
-        )
+        raise _bad_header("; ".join(part for part in parts if part))
     return names
+
+
+def _bad_header(problem: str) -> InvalidInputError:
+    expected = ", ".join(FEATURE_NAMES)
+    return InvalidInputError(f"line 1 (the header): {problem}; the columns are {expected}", field="header")
 
 
 def _invalid(text: bytes, fallback: str) -> InvalidInputError:

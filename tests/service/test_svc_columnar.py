@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -117,7 +118,8 @@ def test_csv_problems_are_counted_and_the_first_ten_listed() -> None:
         (b"", "must start with a header line"),
         (b"gre_score,toefl\n1,2\n", "missing toefl_score"),
         (b"gre_score,toefl\n1,2\n", "unknown toefl"),
-        ((HEADER + ",cgpa\n").encode(), "repeated cgpa"),
+        ((HEADER.replace("research", "cgpa") + "\n1\n").encode(), "missing research; repeated cgpa"),
+        ((HEADER + ",cgpa\n").encode(), "has 8 columns, more than the contract's 7"),
         ((HEADER + "\n").encode(), "has a header but no rows"),
         (csv_body([GOOD]) + b"320,110,4,4.5,4.0,9.1\n", "line 3: 6 value(s), but the header has 7 columns"),
         (csv_body([GOOD]) + b"320,110,4,4.5,4.0,9.1,1,7\n", "line 3: 8 value(s), but the header has 7 columns"),
@@ -125,6 +127,29 @@ def test_csv_problems_are_counted_and_the_first_ten_listed() -> None:
 )
 def test_a_csv_body_of_the_wrong_shape_is_refused_with_a_reason(body: bytes, message: str) -> None:
     assert any(message in problem for problem in problems(body))
+
+
+@pytest.mark.parametrize("columns", [8, 120, 1_000_000, 10_000_000])
+def test_a_header_wider_than_the_contract_is_refused_before_anything_else(columns: int) -> None:
+    """A header of many one-letter names was checked in quadratic time: 300,000 columns took 50 s of a
+    worker. Now it is refused from its first kilobyte, so even 10 million columns (20 MB) cost
+    microseconds; the bound below only says "not seconds" (the old code took hours for this)."""
+    body = (",".join(["a"] * columns) + "\n" + "1,2\n" * 3).encode()
+    started = time.perf_counter()
+    [message] = problems(body)
+    assert time.perf_counter() - started < 1.0
+    expected = f"has {columns} columns, more than the contract's 7" if columns < 500 else "longer than 1,024 bytes"
+    assert message.startswith("line 1 (the header): ") and expected in message
+    assert ", ".join(FEATURE_NAMES) in message  # it says what the header should be
+
+
+def test_a_header_of_the_contracts_columns_padded_or_quoted_is_still_read() -> None:
+    names = list(reversed(FEATURE_NAMES))
+    values = ",".join(str(GOOD[name]) for name in names) + "\n"
+    expected = columnar.rows_from_csv(csv_body([GOOD]), 10)
+    for header in (",".join(f'"{name}"' for name in names), ",".join(f"  {name} " for name in names)):
+        np.testing.assert_array_equal(columnar.rows_from_csv((header + "\n" + values).encode(), 10), expected)
+    assert problems(b"x" * 2_000 + b"\n1\n")[0].startswith("line 1 (the header): longer than 1,024 bytes")
 
 
 def test_a_csv_body_over_the_row_limit_is_refused() -> None:
