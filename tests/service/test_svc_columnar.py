@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -193,3 +194,19 @@ def test_blocks_carry_rows_bit_for_bit() -> None:
     np.testing.assert_array_equal(wire.unpack(wire.pack(matrix[:, 0])), matrix[:, 0])
     with pytest.raises(ValueError, match="not whole rows"):
         wire.from_raw(b"\0" * 12, len(FEATURES))
+
+
+@pytest.mark.parametrize(
+    ("blocks", "problem"),
+    [
+        ([b"\0" * 12], "a block of 12 bytes is not one or more rows of 7"),
+        ([b""], "a block of 0 bytes"),
+        ([], "at least 1"),
+    ],
+)
+def test_a_malformed_block_is_refused_by_its_own_validation_before_batching(blocks: list[bytes], problem: str) -> None:
+    """The batch model service validates each call's blocks (a 400 naming the problem) before adaptive
+    batching merges them: one bad call must not fail the calls merged with it."""
+    body = json.dumps({"blocks": [base64.b64encode(block).decode() for block in blocks]})
+    with pytest.raises(ValidationError, match=problem):
+        wire.Blocks.model_validate_json(body)
