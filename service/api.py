@@ -51,7 +51,7 @@ from service.extras import IntervalTables, Options, batch_extras, single_extras
 from service.fast_paths import ColumnarBodies, SinglePredictions, wants_csv
 from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtATime
 from service.jobs import JobStore
-from service.lifecycle import die_with_parent
+from service.lifecycle import die_with_parent, leave, mark_server, supervised
 from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.openapi import OpenAPIDocument
@@ -121,6 +121,7 @@ class AdmissionsAPI:
     @bentoml.on_deployment
     def check_settings() -> None:
         """Runs once in the serving process before any worker: refuse to start on a bad environment."""
+        mark_server()  # before any worker starts: they check that this process is still their parent
         try:
             loaded = settings.prepare()
             store = JobStore(loaded.jobs_url or loaded.jobs_db).open()  # the schema, once, before the workers
@@ -159,6 +160,8 @@ class AdmissionsAPI:
             chunk_rows=self.settings.max_csv_batch_size,  # the largest batch a request may carry
             lease_s=self.settings.job_lease_s,
             retry_window_s=self.settings.job_retry_window_s,
+            supervised=supervised,  # an orphaned worker claims and renews nothing (service/lifecycle.py)
+            orphaned=leave,
         )
         try:
             self.jobs.open()
