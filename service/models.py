@@ -26,7 +26,7 @@ from service import promotion, quiet, settings, wire
 from service.contract import FEATURE_NAMES
 from service.explain import Explainer
 from service.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
-from service.lifecycle import die_with_parent
+from service.lifecycle import die_with_parent, mark_server
 from service.patches import cancel_request_timers
 from service.predictor import Predictor
 
@@ -144,6 +144,11 @@ class SingleModel:
 
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
+    @bentoml.on_deployment
+    def mark() -> None:
+        """In the serving process, before the workers: their parent's pid (service/lifecycle.py)."""
+        mark_server()
+
     def __init__(self) -> None:
         die_with_parent()
         quiet.install()
@@ -183,6 +188,11 @@ class BatchModel:
     """Throughput first: concurrent calls are merged into batches of up to ``BATCH_MAX_BLOCKS`` blocks of rows."""
 
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
+
+    @bentoml.on_deployment
+    def mark() -> None:
+        """In the serving process, before the workers: their parent's pid (service/lifecycle.py)."""
+        mark_server()
 
     def __init__(self) -> None:
         die_with_parent()
