@@ -18,12 +18,13 @@ from typing import Any, TypeVar
 
 import bentoml
 import numpy as np
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import auth, fast_paths, settings, users, wire
+from service import auth, fast_paths, offload, quiet, settings, users, wire
 from service.columnar import to_csv
 from service.contract import (
     FEATURE_NAMES,
@@ -50,10 +51,11 @@ from service.extras import IntervalTables, Options, batch_extras, single_extras
 from service.fast_paths import ColumnarBodies, SinglePredictions, wants_csv
 from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtATime
 from service.jobs import JobStore
-from service.lifecycle import die_with_parent
+from service.lifecycle import die_with_parent, leave, mark_server, supervised
 from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.openapi import OpenAPIDocument
+from service.quiet import RateLimited
 from service.runner import JobRunner, results_json
 from service.throttle import Limits, LoginThrottle
 
@@ -71,6 +73,8 @@ _CSV_BODY_LIMITS = settings.or_exit(settings.csv_body_limits)
 reads = Starlette()  # GET routes; filled in below, bound to the running service in AdmissionsAPI.__init__
 T = TypeVar("T")
 THROTTLED_ANSWER_DELAY_S = 1.0
+USERS_UNAVAILABLE = "logins are unavailable at the moment: try again later"
+_USERS_FILE_LOG = RateLimited()  # a broken users file and a flood of logins: a few lines a minute
 _BANNER = "!" * 100
 _EPHEMERAL_WARNING = (
     f"{_BANNER}\nWARNING: ADMISSIONS_DEV_MODE=1 and no JWT_SECRET_KEY: using an EPHEMERAL JWT secret; tokens die"
@@ -117,6 +121,7 @@ class AdmissionsAPI:
     @bentoml.on_deployment
     def check_settings() -> None:
         """Runs once in the serving process before any worker: refuse to start on a bad environment."""
+        mark_server()  # before any worker starts: they check that this process is still their parent
         try:
             loaded = settings.prepare()
             store = JobStore(loaded.jobs_url or loaded.jobs_db).open()  # the schema, once, before the workers
@@ -138,6 +143,7 @@ class AdmissionsAPI:
 
     def __init__(self) -> None:
         die_with_parent()  # a worker never outlives `bentoml serve` (service/lifecycle.py)
+        quiet.install()  # a client's malformed body: one short line in the log, not a traceback
         # BentoML's HTTP client sends BENTO_CLOUD_API_KEY as a bearer token: the model services' proof
         # that a call is the API's (guard.FromTheAPIOnly). Set before a dependency's client is made.
         token = settings.internal_token()
@@ -154,6 +160,8 @@ class AdmissionsAPI:
             chunk_rows=self.settings.max_csv_batch_size,  # the largest batch a request may carry
             lease_s=self.settings.job_lease_s,
             retry_window_s=self.settings.job_retry_window_s,
+            supervised=supervised,  # an orphaned worker claims and renews nothing (service/lifecycle.py)
+            orphaned=leave,
         )
         try:
             self.jobs.open()
@@ -191,6 +199,7 @@ class AdmissionsAPI:
 
     @bentoml.on_shutdown
     async def stop_jobs(self) -> None:
+        offload.stop()  # a body still being parsed must not hold up the shutdown
         await self.runner.stop()
         self.jobs.close()
 
@@ -203,7 +212,12 @@ class AdmissionsAPI:
         await self._refuse_if_throttled(username, address)
         async with self._hashing:  # one argon2 hash at a time per worker: logins cannot take every core
             await self._refuse_if_throttled(username, address)  # again: failures may have landed while queued
-            user = await asyncio.to_thread(users.authenticate_user, self.settings.users_file, username, password)
+            try:
+                user = await asyncio.to_thread(users.authenticate_user, self.settings.users_file, username, password)
+            except users.UsersFileError as exc:  # the operator's problem: the path and cause go to the log only
+                if _USERS_FILE_LOG.admit() is not None:
+                    logger.error("login refused (503): %s", exc.message)
+                raise ServiceUnavailableError(USERS_UNAVAILABLE) from None
         if user is None:
             await asyncio.to_thread(self.throttle.failed, username, address)
             raise LoginFailedError()
@@ -265,6 +279,10 @@ class AdmissionsAPI:
         if path == "/jobs":
             return self.settings.max_csv_job_size if csv else self.settings.max_job_size
         return self.settings.max_csv_batch_size if csv else self.settings.max_batch_size
+
+    def request_model(self, path: str) -> type[BaseModel]:
+        """The pydantic contract of a JSON body on ``path`` (/predict_batch or /jobs)."""
+        return JobRequest if path == "/jobs" else BatchRequest
 
     async def answer_batch(self, rows: np.ndarray, request: Request, csv_out: bool) -> Response:
         """The answer to a /predict_batch request whose (n, 7) rows are valid, as JSON or CSV."""

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,12 +31,16 @@ import pandas as pd
 
 from service.contract import FEATURE_NAMES, FEATURES, FeatureSpec
 from service.errors import InvalidInputError
+from service.offload import Abandon
 
 CSV_MEDIA_TYPE = "text/csv"
 SHOWN_PROBLEMS = 10
+# A header names the seven columns: far less than this, even padded with spaces or quoted.
+MAX_HEADER_BYTES = 1024
 _BOM = b"\xef\xbb\xbf"  # spreadsheets often start UTF-8 files with one
 _NUMBER_BYTES = b'0123456789.,+-eE "\r\n'  # all a CSV body of valid numbers holds after its header
 _COMMA, _NEWLINE = ord(","), ord("\n")
+_CHECK_EVERY = 1024  # lines between two checks whether the client still waits (~1 ms of reading)
 _FLOAT_TYPES = frozenset({int, float})
 _INT_TYPES = frozenset({int})
 
@@ -86,13 +92,13 @@ def _json_applicants(body: bytes, max_rows: int) -> list[dict[str, Any]] | None:
     return applicants
 
 
-def rows_from_csv(body: bytes, max_rows: int) -> np.ndarray:
+def rows_from_csv(body: bytes, max_rows: int, abandon: Abandon | None = None) -> np.ndarray:
     """A CSV body as an (n, 7) array in contract order, or :class:`InvalidInputError` listing the
-    first problems by line and column."""
+    first problems by line and column. ``abandon`` stops the slow reading of an invalid body."""
     text = body[len(_BOM) :] if body.startswith(_BOM) else body
     names = _header(text)
     if text[text.find(b"\n") + 1 :].translate(None, _NUMBER_BYTES):  # e.g. "true", which pandas reads as 1
-        raise _invalid(text, fallback="a value that is not a number")
+        raise _invalid(text, "a value that is not a number", abandon)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # pandas only warns when a line has more values than the header
@@ -107,7 +113,7 @@ def rows_from_csv(body: bytes, max_rows: int) -> np.ndarray:
                 encoding="utf-8",
             )
     except (ValueError, Warning) as exc:  # pandas' ParserError is a ValueError
-        raise _invalid(text, fallback=str(exc)) from None
+        raise _invalid(text, str(exc), abandon) from None
     if len(table) == 0:
         raise InvalidInputError("the CSV body has a header but no rows", field="body")
     if len(table) > max_rows:
@@ -116,15 +122,23 @@ def rows_from_csv(body: bytes, max_rows: int) -> np.ndarray:
     for index, spec in enumerate(FEATURES):
         column = table[spec.name].to_numpy()  # checked before it is copied: 3x faster than in the matrix
         if out_of_contract(spec, column).any():  # NaN too: a line with fewer values than the header
-            raise _invalid(text, fallback=f"column {spec.name} has a value outside the contract")
+            raise _invalid(text, f"column {spec.name} has a value outside the contract", abandon)
         matrix[:, index] = column
     return matrix
 
 
 def _header(text: bytes) -> list[str]:
-    """The header's column names (stripped), which must be the contract's, each once, in any order."""
-    end = text.find(b"\n")
-    line = (text if end < 0 else text[:end]).decode("utf-8", "replace").strip()
+    """The header's column names (stripped), which must be the contract's, each once, in any order.
+
+    Linear in the header, and refused before anything else when it is longer than a header of the
+    contract can be: a 1,000,000-column header once cost minutes of a worker (a quadratic check)."""
+    end = text.find(b"\n", 0, MAX_HEADER_BYTES + 1)
+    if end < 0 and len(text) > MAX_HEADER_BYTES:
+        raise _bad_header(f"longer than {MAX_HEADER_BYTES:,} bytes")
+    raw = text if end < 0 else text[:end]
+    if raw.count(b",") >= len(FEATURE_NAMES):  # a quoted comma is no contract name either
+        raise _bad_header(f"has {raw.count(b',') + 1:,} columns, more than the contract's {len(FEATURE_NAMES)}")
+    line = raw.decode("utf-8", "replace").strip()
     if not line:
         raise InvalidInputError(f"the CSV body must start with a header line: {','.join(FEATURE_NAMES)}")
     try:
@@ -132,44 +146,48 @@ def _header(text: bytes) -> list[str]:
     except csv.Error as exc:
         raise InvalidInputError(f"line 1 (the header) is not CSV: {exc}", field="header") from None
     missing = [name for name in FEATURE_NAMES if name not in names]
-    unknown = [name for name in names if name not in FEATURE_NAMES]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    unknown = [name[:40] for name in names if name not in FEATURE_NAMES]
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if missing or unknown or repeated:
         parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else ""]
         parts.append(f"repeated {', '.join(repeated)}" if repeated else "")
-        raise InvalidInputError(
-            f"line 1 (the header): {'; '.join(part for part in parts if part)}; "
-            f"the columns are {', '.join(FEATURE_NAMES)}",
-            field="header",
-        )
+        raise _bad_header("; ".join(part for part in parts if part))
     return names
 
 
-def _invalid(text: bytes, fallback: str) -> InvalidInputError:
-    problems, count = csv_problems(text)
+def _bad_header(problem: str) -> InvalidInputError:
+    expected = ", ".join(FEATURE_NAMES)
+    return InvalidInputError(f"line 1 (the header): {problem}; the columns are {expected}", field="header")
+
+
+def _invalid(text: bytes, fallback: str, abandon: Abandon | None) -> InvalidInputError:
+    problems, count = csv_problems(text, abandon)
     if not count:  # the reader refused something the cell rules accept: say what it said
         return InvalidInputError(f"the CSV body could not be read: {fallback}")
     shown = f"; the first {len(problems)} are listed" if count > len(problems) else ""
     return InvalidInputError(f"invalid CSV body: {count} problem(s){shown}", problems=problems, problem_count=count)
 
 
-def csv_problems(text: bytes) -> tuple[list[str], int]:
+def csv_problems(text: bytes, abandon: Abandon | None = None) -> tuple[list[str], int]:
     """The first :data:`SHOWN_PROBLEMS` problems of a CSV body, each naming its line and column, and
-    how many there are. Slow (a cell at a time), so only used once a body is known to be invalid."""
+    how many there are. Slow (a cell at a time: seconds for a 25 MB job), so only used once a body is
+    known to be invalid, and stopped by ``abandon`` when its client has gone."""
     problems: list[str] = []
     count = 0
-    for problem in _cell_problems(text):
+    for problem in _cell_problems(text, abandon):
         count += 1
         if len(problems) < SHOWN_PROBLEMS:
             problems.append(problem)
     return problems, count
 
 
-def _cell_problems(text: bytes) -> Iterator[str]:
+def _cell_problems(text: bytes, abandon: Abandon | None) -> Iterator[str]:
     reader = csv.reader(io.StringIO(text.decode("utf-8", "replace"), newline=""))
     header = [name.strip() for name in next(reader, [])]
     specs = {spec.name: spec for spec in FEATURES}
-    while True:
+    for read in itertools.count(1):
+        if abandon is not None and read % _CHECK_EVERY == 0:
+            abandon.check()
         try:
             cells = next(reader)
         except StopIteration:

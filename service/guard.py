@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service.errors import ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
+from service.errors import ForbiddenError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from service.middleware import send_error
 
 logger = logging.getLogger("admissions.guard")
@@ -218,17 +218,17 @@ def bounded(path: str, body: bytes | None) -> bytes:
     if isinstance(data, dict) and not isinstance(data.get("detail"), list):
         return body or b""  # one of ours: already short
     problems = data["detail"] if isinstance(data, dict) else []
-    count = len(problems) if body is not None else None
+    return json.dumps(invalid_body(path, problems, known=body is not None).body()).encode()
+
+
+def invalid_body(path: str, problems: list[Any], known: bool = True) -> InvalidInputError:
+    """A 400 naming the first problems of a body (pydantic's error dicts) and their count; ``known``
+    False: the problems were too many to read."""
+    count = len(problems) if known else None
     shown = [_problem(item) for item in problems[:SHOWN_PROBLEMS]]
     summary = f"{count} problem(s)" if count is not None else "too many problems to list"
-    return json.dumps(
-        {
-            "error": f"invalid request body for {path}: {summary}"
-            + (f"; the first {len(shown)} are listed" if count and count > len(shown) else ""),
-            "problems": shown,
-            "problem_count": count,
-        }
-    ).encode()
+    listed = f"; the first {len(shown)} are listed" if count and count > len(shown) else ""
+    return InvalidInputError(f"invalid request body for {path}: {summary}{listed}", problems=shown, problem_count=count)
 
 
 def _problem(item: Any) -> str:

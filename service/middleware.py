@@ -9,16 +9,21 @@ The verified subject is left in ``scope["admissions.user"]`` for the endpoints (
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from service import auth
 from service.errors import AuthenticationError, ServiceError, ServiceUnavailableError
+from service.quiet import RateLimited
 from service.users import Directory, UsersFileError
 
 PUBLIC_PATHS = frozenset({"/", "/login", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
 USER_KEY = "admissions.user"
+USERS_UNAVAILABLE = "the server cannot check tokens at the moment: try again later"
+logger = logging.getLogger("admissions.api")
+_USERS_FILE_LOG = RateLimited()  # a broken users file under load: a few lines a minute, not one a request
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -70,8 +75,10 @@ class BearerAuthMiddleware:
         if directory is not None:
             try:
                 current = directory.generation(subject)
-            except UsersFileError as exc:
-                raise ServiceUnavailableError(exc.message) from None
+            except UsersFileError as exc:  # the path and cause are the operator's: to the log, not the client
+                if _USERS_FILE_LOG.admit() is not None:
+                    logger.error("request refused (503): %s", exc.message)
+                raise ServiceUnavailableError(USERS_UNAVAILABLE) from None
             if current is None:
                 raise AuthenticationError("invalid", "token revoked: the user no longer exists")
             if generation != current:

@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import attrs
 import bentoml
 import numpy as np
 from _bentoml_sdk.service.dependency import Dependency
 from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml.validators import DType, Shape
+from pydantic import Field
 
-from service import promotion, settings, wire
+from service import promotion, quiet, settings, wire
 from service.contract import FEATURE_NAMES
 from service.explain import Explainer
 from service.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
-from service.lifecycle import die_with_parent
+from service.lifecycle import die_with_parent, mark_server
 from service.patches import cancel_request_timers
 from service.predictor import Predictor
 
@@ -48,6 +50,11 @@ def _require_model(tag: str) -> None:
 
 
 _require_model(MODEL_TAG)
+assert len(FEATURE_NAMES) == wire.ROW_WIDTH
+# What the API sends: the seven features in contract order. Declared in the signatures, so BentoML's
+# input validation answers a malformed call with a 400 naming the problem, not a 500 from the model.
+Features = Annotated[list[float], Field(min_length=len(FEATURE_NAMES), max_length=len(FEATURE_NAMES))]
+Rows = Annotated[np.ndarray, Shape((-1, len(FEATURE_NAMES))), DType("float64")]
 # Adaptive batching counts blocks (service/wire.py), one per call: a /predict_batch request or a job's chunk.
 BATCH_MAX_BLOCKS = 16
 # Long enough that a full batch never misses it on this 2-core machine (a miss is a 503).
@@ -137,19 +144,25 @@ class SingleModel:
 
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
+    @bentoml.on_deployment
+    def mark() -> None:
+        """In the serving process, before the workers: their parent's pid (service/lifecycle.py)."""
+        mark_server()
+
     def __init__(self) -> None:
         die_with_parent()
+        quiet.install()
         self.predictor = Predictor.from_store(self.bento_model)
         self.explainer = Explainer(self.predictor.original, self.predictor.affine, self.bento_model.info.metadata)
         self.info_cache = model_info(self.bento_model, self.explainer)
 
     @bentoml.api
-    async def predict(self, features: list[float]) -> dict[str, Any]:
+    async def predict(self, features: Features) -> dict[str, Any]:
         """Seven features in contract order -> ``{"chance", "model_tag"}``; ~0.2 ms, so no thread hop."""
         return {"chance": float(self.predictor.predict(np.asarray(features))[0]), "model_tag": self.predictor.tag}
 
     @bentoml.api
-    async def explain(self, features: list[float]) -> dict[str, Any]:
+    async def explain(self, features: Features) -> dict[str, Any]:
         """The same chance as ``predict`` (same code path) and its feature contributions (opt-in, slower:
         500 trees take ~20 ms, so off the event loop, which this service may share with the API)."""
         return await asyncio.to_thread(self._explain, features)
@@ -181,8 +194,14 @@ class BatchModel:
 
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
+    @bentoml.on_deployment
+    def mark() -> None:
+        """In the serving process, before the workers: their parent's pid (service/lifecycle.py)."""
+        mark_server()
+
     def __init__(self) -> None:
         die_with_parent()
+        quiet.install()
         self.predictor = Predictor.from_store(self.bento_model)
         self.explainer = Explainer(self.predictor.original, self.predictor.affine, self.bento_model.info.metadata)
         self.info_cache = model_info(self.bento_model, self.explainer)
@@ -200,7 +219,7 @@ class BatchModel:
         return [wire.pack(part) for part in np.split(chances, ends)]
 
     @bentoml.api
-    def explain(self, rows: np.ndarray) -> dict[str, Any]:
+    def explain(self, rows: Rows) -> dict[str, Any]:
         """Not batched (explanations are opt-in): the chances, by the same code as ``predict``, and contributions."""
         chances = self.predictor.predict(rows)
         explanations = self.explainer.explain(rows, chances) if self.explainer.method else None

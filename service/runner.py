@@ -10,6 +10,11 @@ What "accepted means done" takes, under faults:
   off and goes on;
 - the lease of a running job is renewed while it runs, so no other worker takes a slow job; an attempt
   that lost its lease anyway is cancelled and can store nothing (the store checks the claim);
+- but only while the attempt makes progress and its worker is supervised: an orphaned worker (its
+  server dead, service/lifecycle.py) once claimed jobs and renewed their leases for 83 minutes without
+  finishing one. A worker whose server is gone claims nothing more, puts its job back to pending and
+  leaves; an attempt with no chunk answered for ``stall_s`` stops renewing and waits out the outage
+  like any other (below);
 - a model-service outage puts the job back to pending with a note and a growing delay, for up to
   ``retry_window_s`` (10 minutes by default) before it fails; the chunks still in flight are
   cancelled first, so a restarted service is not flooded by a dead attempt's requests;
@@ -38,6 +43,10 @@ POLL_S = 1.0
 MAX_BACKOFF_S = 30.0
 RETRY_WINDOW_S = 600.0
 IN_FLIGHT_CHUNKS = 4  # enough to keep the batch service's queue full, few enough to cancel quickly
+# No chunk answered for this long: the attempt is stuck. Twice the batch service's request timeout
+# (models.py), so a chunk that is still answered is never taken for stuck.
+STALL_S = 120.0
+LOST, STALLED, ORPHANED = "lost", "stalled", "orphaned"  # why an attempt stopped renewing its lease
 
 
 class LeaseLostError(Exception):
@@ -55,6 +64,9 @@ class JobRunner:
         lease_s: float = LEASE_S,
         retry_window_s: float = RETRY_WINDOW_S,
         first_retry_s: float = 2.0,
+        stall_s: float = STALL_S,
+        supervised: Callable[[], bool] = lambda: True,
+        orphaned: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.predict = predict
@@ -62,6 +74,9 @@ class JobRunner:
         self.lease_s = lease_s
         self.retry_window_s = retry_window_s
         self.first_retry_s = first_retry_s
+        self.stall_s = stall_s
+        self.supervised, self.orphaned = supervised, orphaned
+        self._progress_at = 0.0  # when the running attempt last had a chunk answered (monotonic)
         self.problem: str | None = None  # why the jobs database is unusable, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -85,6 +100,9 @@ class JobRunner:
     async def _loop(self) -> None:
         backoff = POLL_S
         while True:
+            if not self.supervised():
+                self.orphaned()
+                return  # claims nothing more: the server that runs this worker is gone
             try:
                 job = await asyncio.to_thread(self.store.claim, self.lease_s)
                 self._recovered()
@@ -106,18 +124,26 @@ class JobRunner:
     async def run(self, job: Job) -> None:
         """Predict every row of ``job`` and store the outcome once. A database error propagates (the
         loop backs off; the job's lease runs out and it is taken again); any other error ends the job."""
+        self._progress_at = time.monotonic()
         predicting = asyncio.create_task(self._predict_all(job))
         lease = asyncio.create_task(self._keep_lease(job, predicting))
         try:
             try:
                 predictions, tag = await predicting
             except asyncio.CancelledError:
-                if lease.done() and not lease.cancelled() and lease.result() is False:
+                ended = lease.result() if lease.done() and not lease.cancelled() else None
+                if ended == LOST:
                     logger.warning("job %s: lease lost; this attempt stops", job.id)
+                    return
+                if ended == STALLED:
+                    await self._defer(job, f"no chunk was answered for {self.stall_s:.0f} s")
                     return
                 predicting.cancel()
                 with contextlib.suppress(JobStoreUnavailableError):  # if not, the lease runs out instead
-                    self.store.release(job)  # shutting down: the next start takes it at once
+                    self.store.release(job)  # shutting down or orphaned: a live worker takes it at once
+                if ended == ORPHANED:
+                    logger.error("job %s: the server is gone; the job is back to pending", job.id)
+                    return
                 raise
             except JobStoreUnavailableError:
                 raise
@@ -150,7 +176,9 @@ class JobRunner:
 
         async def one(chunk: np.ndarray) -> tuple[np.ndarray | list[float], str]:
             async with gate:
-                return await self.predict(chunk)
+                answer = await self.predict(chunk)
+            self._progress_at = time.monotonic()
+            return answer
 
         tasks = [asyncio.create_task(one(chunk)) for chunk in chunks]
         try:
@@ -163,18 +191,25 @@ class JobRunner:
         predictions = np.concatenate([np.asarray(chances, dtype=np.float64) for chances, _ in outcomes])
         return predictions, outcomes[0][1]
 
-    async def _keep_lease(self, job: Job, work: asyncio.Task[tuple[np.ndarray, str]]) -> bool:
-        """Renew the lease every quarter of its length; cancel ``work`` if the job was lost."""
+    async def _keep_lease(self, job: Job, work: asyncio.Task[tuple[np.ndarray, str]]) -> str:
+        """Renew the lease every quarter of its length while the attempt can finish; otherwise cancel
+        ``work`` and say why: the job was lost, the attempt is stuck, or the server is gone."""
         while True:
             await asyncio.sleep(self.lease_s / 4)
-            try:
-                kept = await asyncio.to_thread(self.store.extend, job, self.lease_s)
-            except JobStoreUnavailableError as exc:
-                logger.error("job %s: %s; will try again", job.id, exc.message)
-                continue
-            if not kept:
+            ended = None
+            if not self.supervised():
+                ended = ORPHANED
+            elif time.monotonic() - self._progress_at > self.stall_s:
+                ended = STALLED
+            else:
+                try:
+                    if not await asyncio.to_thread(self.store.extend, job, self.lease_s):
+                        ended = LOST
+                except JobStoreUnavailableError as exc:
+                    logger.error("job %s: %s; will try again", job.id, exc.message)
+            if ended is not None:
                 work.cancel()
-                return False
+                return ended
 
     async def _defer(self, job: Job, reason: str) -> None:
         now = time.time()

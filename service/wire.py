@@ -18,19 +18,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 VALUE = np.dtype("<f8")
+
+
+ROW_WIDTH = 7  # values per row of a block: the contract's features (service/contract.py)
+
+
+def _whole_rows(block: bytes) -> bytes:
+    """Checked per call, before adaptive batching merges blocks: one caller's bad block must be its own
+    400, not a failed batch (a 500) for every call merged with it."""
+    if not block or len(block) % (VALUE.itemsize * ROW_WIDTH):
+        raise ValueError(f"a block of {len(block)} bytes is not one or more rows of {ROW_WIDTH} float64 values")
+    return block
 
 
 class Blocks(BaseModel):
     """The batch model service's input: blocks of (n, 7) rows as raw bytes (see :func:`raw`)."""
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
-    blocks: list[bytes]
+    blocks: list[Annotated[bytes, AfterValidator(_whole_rows)]] = Field(min_length=1)
 
 
 def raw(values: np.ndarray) -> bytes:

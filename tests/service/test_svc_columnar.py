@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -117,7 +119,8 @@ def test_csv_problems_are_counted_and_the_first_ten_listed() -> None:
         (b"", "must start with a header line"),
         (b"gre_score,toefl\n1,2\n", "missing toefl_score"),
         (b"gre_score,toefl\n1,2\n", "unknown toefl"),
-        ((HEADER + ",cgpa\n").encode(), "repeated cgpa"),
+        ((HEADER.replace("research", "cgpa") + "\n1\n").encode(), "missing research; repeated cgpa"),
+        ((HEADER + ",cgpa\n").encode(), "has 8 columns, more than the contract's 7"),
         ((HEADER + "\n").encode(), "has a header but no rows"),
         (csv_body([GOOD]) + b"320,110,4,4.5,4.0,9.1\n", "line 3: 6 value(s), but the header has 7 columns"),
         (csv_body([GOOD]) + b"320,110,4,4.5,4.0,9.1,1,7\n", "line 3: 8 value(s), but the header has 7 columns"),
@@ -125,6 +128,29 @@ def test_csv_problems_are_counted_and_the_first_ten_listed() -> None:
 )
 def test_a_csv_body_of_the_wrong_shape_is_refused_with_a_reason(body: bytes, message: str) -> None:
     assert any(message in problem for problem in problems(body))
+
+
+@pytest.mark.parametrize("columns", [8, 120, 1_000_000, 10_000_000])
+def test_a_header_wider_than_the_contract_is_refused_before_anything_else(columns: int) -> None:
+    """A header of many one-letter names was checked in quadratic time: 300,000 columns took 50 s of a
+    worker. Now it is refused from its first kilobyte, so even 10 million columns (20 MB) cost
+    microseconds; the bound below only says "not seconds" (the old code took hours for this)."""
+    body = (",".join(["a"] * columns) + "\n" + "1,2\n" * 3).encode()
+    started = time.perf_counter()
+    [message] = problems(body)
+    assert time.perf_counter() - started < 1.0
+    expected = f"has {columns} columns, more than the contract's 7" if columns < 500 else "longer than 1,024 bytes"
+    assert message.startswith("line 1 (the header): ") and expected in message
+    assert ", ".join(FEATURE_NAMES) in message  # it says what the header should be
+
+
+def test_a_header_of_the_contracts_columns_padded_or_quoted_is_still_read() -> None:
+    names = list(reversed(FEATURE_NAMES))
+    values = ",".join(str(GOOD[name]) for name in names) + "\n"
+    expected = columnar.rows_from_csv(csv_body([GOOD]), 10)
+    for header in (",".join(f'"{name}"' for name in names), ",".join(f"  {name} " for name in names)):
+        np.testing.assert_array_equal(columnar.rows_from_csv((header + "\n" + values).encode(), 10), expected)
+    assert problems(b"x" * 2_000 + b"\n1\n")[0].startswith("line 1 (the header): longer than 1,024 bytes")
 
 
 def test_a_csv_body_over_the_row_limit_is_refused() -> None:
@@ -168,3 +194,19 @@ def test_blocks_carry_rows_bit_for_bit() -> None:
     np.testing.assert_array_equal(wire.unpack(wire.pack(matrix[:, 0])), matrix[:, 0])
     with pytest.raises(ValueError, match="not whole rows"):
         wire.from_raw(b"\0" * 12, len(FEATURES))
+
+
+@pytest.mark.parametrize(
+    ("blocks", "problem"),
+    [
+        ([b"\0" * 12], "a block of 12 bytes is not one or more rows of 7"),
+        ([b""], "a block of 0 bytes"),
+        ([], "at least 1"),
+    ],
+)
+def test_a_malformed_block_is_refused_by_its_own_validation_before_batching(blocks: list[bytes], problem: str) -> None:
+    """The batch model service validates each call's blocks (a 400 naming the problem) before adaptive
+    batching merges them: one bad call must not fail the calls merged with it."""
+    body = json.dumps({"blocks": [base64.b64encode(block).decode() for block in blocks]})
+    with pytest.raises(ValidationError, match=problem):
+        wire.Blocks.model_validate_json(body)

@@ -253,6 +253,66 @@ def test_runner_loop_picks_up_jobs_and_releases_on_stop(store: JobStore) -> None
     assert store.get(job_id).status == PENDING  # put back for the next start
 
 
+def test_a_stuck_attempt_stops_renewing_its_lease_and_waits_like_an_outage(store: JobStore) -> None:
+    """A chunk that is never answered (a dead batch service that does not refuse): the attempt stops
+    renewing the lease after ``stall_s`` and the job goes back to pending with a note, not held."""
+    job = store.submit("alice", ROWS)
+    renewals: list[bool] = []
+    real_extend = store.extend
+
+    def counting_extend(job: Job, lease_s: float) -> bool:
+        renewals.append(True)
+        return real_extend(job, lease_s)
+
+    store.extend = counting_extend  # type: ignore[method-assign]
+
+    async def never(rows: np.ndarray) -> tuple[list[float], str]:
+        await asyncio.sleep(3600)
+        return [], "x"
+
+    runner = JobRunner(store, never, chunk_rows=10, lease_s=0.2, stall_s=0.5)
+    asyncio.run(asyncio.wait_for(runner.run(claim(store, lease_s=0.2)), timeout=10))
+    waiting = store.get(job.id)
+    assert waiting.status == PENDING and waiting.attempts == 0
+    assert "waiting for the model service: no chunk was answered" in (waiting.note or ""), waiting.note
+    assert 2 <= len(renewals) <= 11  # every 0.05 s while it could still finish (0.5 s), then never again
+
+
+def test_an_orphaned_worker_puts_its_job_back_claims_nothing_and_leaves(store: JobStore) -> None:
+    """The server of this worker dies mid-job (lifecycle.supervised turns False): the lease is not
+    renewed, the job is pending again for a live worker at once, the loop claims nothing more."""
+    first = store.submit("alice", ROWS)
+    second = store.submit("alice", ROWS)
+    parent_alive = [True]
+    left: list[bool] = []
+    started = asyncio.Event()
+
+    async def slow(rows: np.ndarray) -> tuple[list[float], str]:
+        started.set()
+        await asyncio.sleep(3600)
+        return [], "x"
+
+    async def scenario() -> None:
+        runner = JobRunner(
+            store,
+            slow,
+            chunk_rows=10,
+            lease_s=0.2,
+            supervised=lambda: parent_alive[0],
+            orphaned=lambda: left.append(True),
+        )
+        runner.start()
+        await asyncio.wait_for(started.wait(), timeout=10)
+        parent_alive[0] = False
+        assert runner._task is not None
+        await asyncio.wait_for(runner._task, timeout=10)  # the loop ends by itself
+
+    asyncio.run(scenario())
+    assert left == [True]
+    assert [store.get(first.id).status, store.get(second.id).status] == [PENDING, PENDING]
+    assert store.get(first.id).attempts == 0  # released, not counted as a crash
+
+
 def test_the_database_is_private_and_many_processes_can_create_it_at_once(tmp_path: Path) -> None:
     """Issue 11/13: two API workers on a fresh file once died with 'table jobs already exists'."""
     import multiprocessing
