@@ -205,13 +205,19 @@ class BuildBento(StoreTask):
 
 @inherits(BuildBento)
 class Containerize(PipelineTask):
-    """``bentoml containerize`` of the Bento into an image tagged like the Bento and ``admissions_api:latest``.
+    """``bentoml containerize`` of the Bento into an image tagged like the Bento, and ``admissions_api:latest``
+    when the Bento's model is the champion (so `make run-docker` without a tag runs the champion).
 
     With ``--bento TAG`` it containerizes that Bento from the store; otherwise the one BuildBento makes.
     Complete when its record (image.json) is written and the engine still has the image.
     """
 
     bento = luigi.Parameter(default="", description="a Bento in the store to containerize (default: BuildBento's)")
+    latest_tag = luigi.Parameter(
+        default=LATEST_IMAGE,
+        significant=False,
+        description="also tag the image so when its model is the champion (empty: never; the test suites)",
+    )
 
     @classmethod
     def fill_in(cls, values: dict[str, Any]) -> None:
@@ -233,6 +239,16 @@ class Containerize(PipelineTask):
     def complete(self) -> bool:
         return bool(super().complete()) and container.image_labels(self.bento_tag) is not None
 
+    def latest_for(self, model_tag: str) -> tuple[list[str], str]:
+        """``[latest tag]`` when the image's model is the champion (what `make run-docker` runs by default
+        follows the champion), else ``[]`` and why not."""
+        if not self.latest_tag:
+            return [], "not tagged latest: --latest-tag is empty"
+        champion = promotion.promoted_tag(MODEL_NAME)
+        if model_tag != champion:
+            return [], f"not tagged {self.latest_tag}: its model {model_tag} is not the champion ({champion or 'none'})"
+        return [str(self.latest_tag)], ""
+
     def log_path(self) -> Path:
         """The whole build output; outside the task's folder, so it survives a failed build."""
         folder = Path(self.artefacts_dir) / self.get_task_family() / "logs"
@@ -251,11 +267,15 @@ class Containerize(PipelineTask):
         for base in container.base_images(dockerfile):
             container.ensure_image(base, log)
         labels = image_labels(bento)
-        container.build(str(bento.tag), [str(bento.tag), LATEST_IMAGE], labels, log, buildkit)
-        logger.info("image %s built (also tagged %s); build log: %s", bento.tag, LATEST_IMAGE, log)
+        latest, why_not = self.latest_for(labels[f"{LABEL}.model-tag"])
+        container.build(str(bento.tag), [str(bento.tag), *latest], labels, log, buildkit)
+        logger.info(
+            "image %s built (%s); build log: %s", bento.tag, f"also tagged {latest[0]}" if latest else why_not, log
+        )
         image = {
             "image": str(bento.tag),
-            "also_tagged": LATEST_IMAGE,
+            "also_tagged": latest[0] if latest else None,
+            "not_tagged_latest": why_not or None,
             "bento": str(bento.tag),
             "model_tag": labels[f"{LABEL}.model-tag"],
             "labels": labels,

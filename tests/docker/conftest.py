@@ -54,12 +54,14 @@ def engine() -> str:
 
 @pytest.fixture(scope="session")
 def image(engine: str, pipeline_run: PipelineRun) -> dict:
-    """The pipeline on through Containerize: builds the image, or reuses every cached layer."""
+    """The pipeline on through Containerize: builds the image, or reuses every cached layer. It never
+    tags ``admissions_api:latest`` (what a user's `make run-docker` runs): its id before is kept to check."""
+    latest = docker("image", "inspect", "-f", "{{.Id}}", "admissions_api:latest", check=False).stdout.strip()
     result = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home, task="Containerize")
     assert result.returncode == 0, result.stderr[-4000:]
     records = list((pipeline_run.artefacts / "Containerize").glob("*/image.json"))
     assert len(records) == 1
-    return {**json.loads(records[0].read_text()), "stderr": result.stderr}
+    return {**json.loads(records[0].read_text()), "stderr": result.stderr, "latest_before": latest}
 
 
 @pytest.fixture(scope="session")

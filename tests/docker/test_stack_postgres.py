@@ -80,9 +80,9 @@ def psql(stack: Stack, sql: str) -> str:
 
 
 def test_postgres_1_without_a_password_in_the_env_file_is_one_sentence(
-    engine: str, secrets_dir: dict[str, str]
+    image: dict, secrets_dir: dict[str, str]
 ) -> None:
-    stack = new_stack("admissions_api:latest", Path(secrets_dir["env_file"]), secrets_dir)
+    stack = new_stack(image["image"], Path(secrets_dir["env_file"]), secrets_dir)
     refused = stack.make("run-docker", POSTGRES="1")
     assert refused.returncode != 0
     assert "Traceback" not in refused.stdout + refused.stderr

@@ -151,3 +151,16 @@ def test_moving_by_hand_needs_a_reason(recipe: str) -> None:
 
     with pytest.raises(LineageError, match="a reason is required"):
         aliases.make_champion("admissions:x", recipe, "promote")
+
+
+def test_the_latest_image_tag_follows_the_champion(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.package import Containerize
+
+    monkeypatch.setattr(promotion, "promoted_tag", lambda name, home=None: "admissions:champ")
+    task = Containerize(bento="admissions_api:x")
+    assert task.latest_for("admissions:champ") == (["admissions_api:latest"], "")
+    tags, why = task.latest_for("admissions:other")
+    assert tags == [] and why == (
+        "not tagged admissions_api:latest: its model admissions:other is not the champion (admissions:champ)"
+    )
+    assert Containerize(bento="admissions_api:x", latest_tag="").latest_for("admissions:champ")[0] == []
