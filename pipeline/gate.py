@@ -108,7 +108,7 @@ def coverage(measured: float, nominal: float, tolerance: float) -> Check:
 
 def against_champion(candidate_rmse: float, champion_rmse: float, champion: str, tolerance: float) -> Check:
     worse_by = candidate_rmse - champion_rmse
-    relation = f"worse by {worse_by:.4f}" if worse_by > 0 else f"better by {-worse_by:.4f}"
+    relation = f"worse by {worse_by:.4f}" if worse_by > 0 else f"better by {abs(worse_by):.4f}"  # never "-0.0000"
     says = (
         f"reference RMSE {candidate_rmse:.4f} vs the champion {champion}'s {champion_rmse:.4f}: "
         f"{relation} (tolerance {tolerance:g})"

@@ -213,10 +213,11 @@ class Containerize(PipelineTask):
     """
 
     bento = luigi.Parameter(default="", description="a Bento in the store to containerize (default: BuildBento's)")
-    latest_tag = luigi.Parameter(
-        default=LATEST_IMAGE,
+    tag_latest = luigi.BoolParameter(
+        default=True,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
         significant=False,
-        description="also tag the image so when its model is the champion (empty: never; the test suites)",
+        description=f"also tag the image {LATEST_IMAGE} when its model is the champion (false: never; the test suites)",
     )
 
     @classmethod
@@ -242,12 +243,12 @@ class Containerize(PipelineTask):
     def latest_for(self, model_tag: str) -> tuple[list[str], str]:
         """``[latest tag]`` when the image's model is the champion (what `make run-docker` runs by default
         follows the champion), else ``[]`` and why not."""
-        if not self.latest_tag:
-            return [], "not tagged latest: --latest-tag is empty"
+        if not self.tag_latest:
+            return [], f"not tagged {LATEST_IMAGE}: --tag-latest false"
         champion = promotion.promoted_tag(MODEL_NAME)
         if model_tag != champion:
-            return [], f"not tagged {self.latest_tag}: its model {model_tag} is not the champion ({champion or 'none'})"
-        return [str(self.latest_tag)], ""
+            return [], f"not tagged {LATEST_IMAGE}: its model {model_tag} is not the champion ({champion or 'none'})"
+        return [LATEST_IMAGE], ""
 
     def log_path(self) -> Path:
         """The whole build output; outside the task's folder, so it survives a failed build."""

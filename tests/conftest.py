@@ -53,7 +53,7 @@ def run_pipeline(
     if task not in ("PrepareData", "TrainModel"):
         command += ["--cv-repeats", "1"]  # faster; the pipeline's default is 2
     if task == "Containerize":
-        command += ["--latest-tag", ""]  # a test never moves the image tag a user runs
+        command += ["--tag-latest", "false"]  # a test never moves the image tag a user runs
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 

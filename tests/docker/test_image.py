@@ -43,7 +43,7 @@ def test_the_image_is_labelled_with_its_bento_model_data_and_commit(image: dict,
     commit = labels["org.opencontainers.image.revision"]  # the checkout's commit when the Bento was built
     assert run(["git", "cat-file", "-e", f"{commit}^{{commit}}"]).returncode == 0, commit
     assert labels["org.opencontainers.image.version"] == image["bento"].split(":")[1]
-    assert image["also_tagged"] is None and "--latest-tag is empty" in image["not_tagged_latest"]
+    assert image["also_tagged"] is None and "--tag-latest false" in image["not_tagged_latest"]
     # The suite never moves the tag a user's `make run-docker` runs (it may not exist at all here).
     after = docker("image", "inspect", "-f", "{{.Id}}", "admissions_api:latest", check=False).stdout.strip()
     assert after == image["latest_before"]

@@ -163,4 +163,11 @@ def test_the_latest_image_tag_follows_the_champion(monkeypatch: pytest.MonkeyPat
     assert tags == [] and why == (
         "not tagged admissions_api:latest: its model admissions:other is not the champion (admissions:champ)"
     )
-    assert Containerize(bento="admissions_api:x", latest_tag="").latest_for("admissions:champ")[0] == []
+    assert Containerize(bento="admissions_api:x", tag_latest=False).latest_for("admissions:champ")[0] == []
+
+
+def test_against_the_champion_never_says_better_by_minus_zero() -> None:
+    same = gate.against_champion(0.06, 0.06, "admissions:c", 0.005)
+    assert same.passed and "better by 0.0000" in same.says
+    worse = gate.against_champion(0.0651, 0.06, "admissions:c", 0.005)
+    assert not worse.passed and "worse by 0.0051 (tolerance 0.005)" in worse.says

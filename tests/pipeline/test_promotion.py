@@ -156,6 +156,14 @@ def test_the_way_back_forced_no_op_rerun_force_again_rollback(store: Store, tmp_
     assert f"champion: {garbage}; served by `make serve`" in again.stderr
     assert aliases(store.home)["aliases"]["champion"] == garbage
 
+    # `make clean` (artefacts gone) and the same run: everything is redone but the verdict, which the
+    # store keeps; the champion does not move.
+    cleaned = tmp_path / "cleaned-artefacts"
+    redone = run_pipeline(cleaned, store.home, *QUICK, task="BuildBento")
+    assert redone.returncode == 0, redone.stderr[-3000:]
+    assert f"model:    {good}" in redone.stderr and f"champion: {garbage}; served" in redone.stderr
+    assert aliases(store.home)["aliases"]["champion"] == garbage
+
     # FORCE_PROMOTE on the registered good model promotes it, through a verdict of this run.
     back = run_pipeline(store.artefacts, store.home, *QUICK, "--force-promote", "good data again", task="BuildBento")
     assert back.returncode == 0, back.stderr[-3000:]
