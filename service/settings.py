@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from service import secret_strength
 from service.errors import ConfigurationError
 
 T = TypeVar("T")
@@ -51,7 +52,6 @@ DEFAULT_JOB_RETRY_WINDOW_S = 600.0  # how long a job waits out a model-service o
 DEFAULT_TOKEN_MINUTES = 30.0
 MAX_TOKEN_MINUTES = 24 * 60.0  # a stolen token must not outlive a day
 MAX_API_WORKERS = 32
-MIN_DISTINCT_SECRET_BYTES = 16
 DEFAULT_ISSUER = "admissions-api"
 DEFAULT_AUDIENCE = "admissions-clients"
 _TRUE = {"1", "true", "yes", "on"}
@@ -250,18 +250,22 @@ def _jwt_secret(env: Mapping[str, str]) -> tuple[bytes, bool]:
         )
     secret = raw.encode()
     how = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    if "secrets.token" in raw or "$(" in raw:
+        raise ConfigurationError(
+            "JWT_SECRET_KEY holds the command that makes a secret, not its output (a .env file does not run "
+            f"$(...)): run the command and paste what it prints; {how}"
+        )
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigurationError(
             f"JWT_SECRET_KEY is {len(secret)} bytes long; HS256 needs at least {MIN_SECRET_BYTES} random bytes ({how})"
         )
-    if len(set(secret)) < MIN_DISTINCT_SECRET_BYTES or _repeats_a_pattern(secret):
-        raise ConfigurationError(f"JWT_SECRET_KEY is too weak (few distinct bytes or a repeated pattern); {how}")
+    bits = secret_strength.estimated_bits(raw)
+    if bits < secret_strength.MIN_BITS:
+        raise ConfigurationError(
+            f"JWT_SECRET_KEY is too weak: guessable in about 2^{bits:.0f} tries (words, sequences, keyboard runs "
+            f"or repeats), and at least 2^{secret_strength.MIN_BITS:.0f} are needed; {how}"
+        )
     return secret, False
-
-
-def _repeats_a_pattern(secret: bytes) -> bool:
-    """``password123password123...``: the secret is a short piece said again and again."""
-    return any(len(secret) % size == 0 and secret == secret[:size] * (len(secret) // size) for size in range(1, 17))
 
 
 def _token_minutes(env: Mapping[str, str]) -> float:
