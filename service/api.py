@@ -55,7 +55,7 @@ from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.openapi import OpenAPIDocument
 from service.runner import JobRunner, results_json
-from service.throttle import Limits, LoginThrottle
+from service.throttle import Limits, LoginThrottle, client_address
 
 logger = logging.getLogger("admissions.api")
 BatchRequest = batch_request("BatchRequest", settings.or_exit(settings.max_batch_size))
@@ -198,8 +198,8 @@ class AdmissionsAPI:
     @answers_errors
     async def login(self, username: str, password: str, ctx: bentoml.Context) -> TokenResponse:
         """Exchange a user name and password for a bearer token. After a few failures, 429 with Retry-After."""
-        client = ctx.request.client
-        address = client.host if client else "unknown"
+        client = ctx.request.client  # the peer, or what a trusted proxy said it is (ADMISSIONS_TRUSTED_PROXIES)
+        address = client_address(client.host if client else None)
         await self._refuse_if_throttled(username, address)
         async with self._hashing:  # one argon2 hash at a time per worker: logins cannot take every core
             await self._refuse_if_throttled(username, address)  # again: failures may have landed while queued

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 import sys
@@ -77,6 +78,7 @@ class Settings:
     job_retry_window_s: float
     max_active_jobs: int
     login_limits: tuple[int, int, int, float]  # failed logins per (name, address), address, name; window (s)
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
 
 
 def or_exit(read: Callable[[], T]) -> T:
@@ -194,6 +196,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
             _positive_int(env, "ADMISSIONS_LOGIN_FAILURES_PER_USER", 50),
             _positive_float(env, "ADMISSIONS_LOGIN_WINDOW_S", 300.0),
         ),
+        trusted_proxies=trusted_proxies(env),
     )
 
 
@@ -206,7 +209,36 @@ def prepare(env: MutableMapping[str, str] = os.environ) -> Settings:
     loaded = load(env)
     if loaded.ephemeral_secret:
         env["JWT_SECRET_KEY"] = loaded.jwt_secret.decode()
+    # uvicorn (which BentoML runs with its defaults) believes X-Forwarded-For from FORWARDED_ALLOW_IPS,
+    # 127.0.0.1 and ::1 when unset: any local client could then pick the address its failed logins are
+    # counted under. Only the configured proxies are trusted; none by default.
+    env["FORWARDED_ALLOW_IPS"] = ",".join(loaded.trusted_proxies)
     return loaded
+
+
+def trusted_proxies(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """``ADMISSIONS_TRUSTED_PROXIES``: the reverse proxies (addresses or networks, comma-separated) whose
+    ``X-Forwarded-For`` header names the client; empty (the default) trusts no one."""
+    if env.get("FORWARDED_ALLOW_IPS", "").strip() and not env.get("ADMISSIONS_TRUSTED_PROXIES", "").strip():
+        raise ConfigurationError(
+            "FORWARDED_ALLOW_IPS is set but ADMISSIONS_TRUSTED_PROXIES is not: name the proxies in "
+            "ADMISSIONS_TRUSTED_PROXIES (the service sets uvicorn's FORWARDED_ALLOW_IPS from it)"
+        )
+    proxies = []
+    for item in filter(None, (part.strip() for part in env.get("ADMISSIONS_TRUSTED_PROXIES", "").split(","))):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f"ADMISSIONS_TRUSTED_PROXIES must list IP addresses or networks (10.0.0.5, 10.0.0.0/24), not {item!r}"
+            ) from None
+        if network.prefixlen == 0:
+            raise ConfigurationError(
+                f"ADMISSIONS_TRUSTED_PROXIES must not trust every address ({item}): any client could then "
+                "choose the address its failed logins are counted under"
+            )
+        proxies.append(str(network) if network.num_addresses > 1 else str(network.network_address))
+    return tuple(proxies)
 
 
 def internal_token(env: Mapping[str, str] = os.environ) -> str | None:

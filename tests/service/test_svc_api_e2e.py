@@ -353,7 +353,9 @@ def test_error_answers_stay_small_however_many_problems(api: Service, path: str)
 # Login abuse and revocation (issue 11) ---------------------------------------------------------------
 
 
-def login_from(api: Service, source: str, username: str, password: str) -> tuple[int, dict[str, str], dict]:
+def login_from(
+    api: Service, source: str, username: str, password: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], dict]:
     """POST /login from another loopback address (127.0.0.0/8 all reach the server), as another client."""
     import http.client
     from urllib.parse import urlsplit
@@ -362,7 +364,7 @@ def login_from(api: Service, source: str, username: str, password: str) -> tuple
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source, 0))
     try:
         body = json.dumps({"username": username, "password": password})
-        conn.request("POST", "/login", body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", "/login", body=body, headers={"Content-Type": "application/json", **(headers or {})})
         answer = conn.getresponse()
         headers = {name.lower(): value for name, value in answer.getheaders()}
         return answer.status, headers, json.loads(answer.read() or b"{}")
@@ -377,6 +379,23 @@ def test_failed_logins_are_throttled_per_client_and_user(api: Service) -> None:
     status, headers, body = login_from(api, "127.0.0.7", "carol", PASSWORD)
     assert status == 429 and int(headers["retry-after"]) > 0 and "too many failed logins" in body["error"]
     assert login_from(api, "127.0.0.8", "carol", PASSWORD)[0] == 200  # the real carol, elsewhere
+
+
+@pytest.mark.parametrize("source", ["127.0.0.1", "127.0.0.9"])
+def test_a_forged_x_forwarded_for_does_not_change_the_counted_address(api: Service, source: str) -> None:
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: a local client rotating it
+    got 10x the guesses and stored 5,000-character addresses. No proxy is configured here: the header
+    is ignored, and the pair's limit (5) stops the guesser at the sixth try whatever it says."""
+    name = f"frank{source.rsplit('.', 1)[1]}"
+    users.add(Path(api.env["ADMISSIONS_USERS_FILE"]), name, PASSWORD)
+    statuses = [
+        login_from(api, source, name, "wrong password", {"X-Forwarded-For": f"10.9.{i}.{i}" + "x" * 300 * i})[0]
+        for i in range(5)
+    ]
+    assert statuses == [401] * 5  # never 503: the long header is not stored
+    forged = {"X-Forwarded-For": "10.99.99.99"}
+    assert login_from(api, source, name, "wrong password", forged)[0] == 429
+    assert login_from(api, source, name, PASSWORD, forged)[0] == 429
 
 
 def test_a_new_password_or_removing_the_user_revokes_tokens(api: Service) -> None:

@@ -184,6 +184,29 @@ def test_the_alphabet_is_the_one_the_secret_uses() -> None:
     assert secret_strength.alphabet_size(" " * 40) == 1
 
 
+def test_forwarded_headers_are_trusted_only_from_configured_proxies() -> None:
+    env: dict[str, str] = {"JWT_SECRET_KEY": GOOD_SECRET}
+    assert settings.prepare(env).trusted_proxies == ()
+    assert env["FORWARDED_ALLOW_IPS"] == ""  # uvicorn's default would be 127.0.0.1,::1
+    env = {"JWT_SECRET_KEY": GOOD_SECRET, "ADMISSIONS_TRUSTED_PROXIES": " 10.0.0.5, 10.1.0.0/16 ,::1"}
+    assert settings.prepare(env).trusted_proxies == ("10.0.0.5", "10.1.0.0/16", "::1")
+    assert env["FORWARDED_ALLOW_IPS"] == "10.0.0.5,10.1.0.0/16,::1"
+    assert settings.load(env).trusted_proxies == ("10.0.0.5", "10.1.0.0/16", "::1")  # what each worker reads
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ADMISSIONS_TRUSTED_PROXIES": "proxy.local"}, "must list IP addresses or networks"),
+        ({"ADMISSIONS_TRUSTED_PROXIES": "0.0.0.0/0"}, "must not trust every address"),
+        ({"FORWARDED_ALLOW_IPS": "*"}, "name the proxies in ADMISSIONS_TRUSTED_PROXIES"),
+    ],
+)
+def test_bad_proxy_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        settings.load({"JWT_SECRET_KEY": GOOD_SECRET, **env})
+
+
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("JWT_LIFETIME_MINUTES", "1e9", "at most 1440"),
     ("ADMISSIONS_API_WORKERS", "64", "at most 32"),
