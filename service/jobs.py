@@ -15,7 +15,10 @@ client can read; outages do not count as attempts, crashes (expired leases) do.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,9 +30,17 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.errors import JobConflictError, JobStoreUnavailableError, NotFoundError, TooManyRequestsError
+from service import dburl
+from service.errors import (
+    ConfigurationError,
+    JobConflictError,
+    JobStoreUnavailableError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from service.packing import pack_columns, unpack_columns
 
+logger = logging.getLogger("admissions.jobs")
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 ACTIVE_JOBS_RETRY_S = 5.0  # what a user over the active-jobs limit is told to wait
 _METADATA = sa.MetaData()
@@ -126,30 +137,45 @@ class JobStore:
     def __init__(self, where: Path | str, max_attempts: int = 5) -> None:
         self.max_attempts = max_attempts
         self.file: Path | None = None
-        if isinstance(where, Path) or "://" not in where:
+        if isinstance(where, str) and "://" in where:
+            try:
+                url = dburl.check(where)
+            except ConfigurationError as exc:
+                raise JobStoreUnavailableError(exc.message) from None
+            self.file = dburl.sqlite_file(url)  # sqlite:///path: a file like ADMISSIONS_JOBS_DB's, mode 0600
+        else:
             self.file = Path(where)
+        if self.file is not None:
             self.engine: Engine = sa.create_engine(
                 f"sqlite:///{self.file}", connect_args={"timeout": 30, "check_same_thread": False}, future=True
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             try:
-                self.engine = sa.create_engine(where, pool_pre_ping=True, future=True)
-            except (sa.exc.ArgumentError, ImportError) as exc:
-                raise JobStoreUnavailableError(f"ADMISSIONS_JOBS_URL is not a usable database URL: {exc}") from None
-        # Named in messages and logs, never with its password.
-        self.path = str(self.file) if self.file else self.engine.url.render_as_string(hide_password=True)
+                self.engine = sa.create_engine(str(where), pool_pre_ping=True, future=True)
+            except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+                shown = dburl.redacted(str(where))
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(str(where), shown)
+                raise JobStoreUnavailableError(
+                    f"ADMISSIONS_JOBS_URL is not a usable database URL ({shown}): {reason}"
+                ) from None
+        self._identity: tuple[int, int] | None = None  # the SQLite file's (device, inode) once opened
+        self._opened = False
+        self._reopening = threading.Lock()
+        # Named in messages and logs, never with a password (in its user part or its query string).
+        self.path = str(self.file) if self.file else dburl.redacted(str(where))
 
     def open(self) -> JobStore:
         """Create the database (a file: mode 0600) and schema if needed and check it is usable;
         idempotent, and safe when several processes or servers do it at once."""
         if self.file is not None:
             _create_private_file(self.file)
-        with self.guard("cannot be opened"):
+        with _DatabaseGuard(self.path, "cannot be opened"):
             _create_schema(self.engine)
             with self.engine.begin() as conn:  # a write proves the file and its folder are writable
                 conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
                 conn.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one()
+        self._identity, self._opened = _identity(self.file), True
         return self
 
     def check(self) -> None:
@@ -334,7 +360,26 @@ class JobStore:
         return done.rowcount == 1
 
     def guard(self, what: str) -> _DatabaseGuard:
+        if self.file is not None and self._opened and _identity(self.file) != self._identity:
+            self._recreate()
         return _DatabaseGuard(self.path, what)
+
+    def _recreate(self) -> None:
+        """The SQLite file was deleted (or replaced) while the server ran. Left alone, open connections
+        would go on writing to the deleted file and new ones would find an empty file created 0644 with
+        no tables: every job route 503 until a restart. Instead the file is created again, 0600 and with
+        its schema, and said so loudly: the jobs stored in the deleted file are gone with it. (A file
+        put there in its place, a restored backup, is opened as it is.) A stat per transaction: ~2 us."""
+        with self._reopening:
+            if self.file is None or _identity(self.file) == self._identity:
+                return  # another thread did it
+            if not self.file.exists():
+                for stale in (f"{self.file}-wal", f"{self.file}-shm"):  # the deleted database's own
+                    with contextlib.suppress(OSError):
+                        os.unlink(stale)
+            logger.error("jobs database %s was deleted or replaced while serving: opening it again", self.file)
+            self.engine.dispose()  # the pooled connections still point at the deleted file
+            self.open()
 
 
 def _data(conn: Any, job_id: str, kind: str, legacy: sa.Column[Any] | None = None) -> bytes | None:
@@ -345,6 +390,14 @@ def _data(conn: Any, job_id: str, kind: str, legacy: sa.Column[Any] | None = Non
     if blob is None and legacy is not None:
         blob = conn.execute(sa.select(legacy).where(JOBS.c.id == job_id)).scalar_one()
     return None if blob is None else bytes(blob)
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if stat is None else (stat.st_dev, stat.st_ino)
 
 
 def _create_private_file(path: Path) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from service import secret_strength
+from service import dburl, secret_strength
 from service.errors import ConfigurationError
 
 T = TypeVar("T")
@@ -267,6 +267,8 @@ def _jobs_url(env: Mapping[str, str]) -> str | None:
             "postgresql://user:password@host:5432/admissions, or leave it empty and set ADMISSIONS_JOBS_DB "
             "for a SQLite file"
         )
+    if url:
+        dburl.check(url)
     return url or None
 
 

@@ -337,6 +337,50 @@ def test_an_unreachable_database_is_one_sentence() -> None:
         JobStore("postgresql://x:pw@127.0.0.1:9/db").open()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://admissions@127.0.0.1:9/db?password=s3cret&sslmode=require",
+        "postgresql://admissions:s3cret@127.0.0.1:9/db?sslpassword=s3cret",
+        "postgresql://admissions:s3cret@127.0.0.1:notaport/db?password=s3cret",
+        "nosuchdb://admissions:s3cret@127.0.0.1/db?password=s3cret",
+    ],
+)
+def test_a_password_is_never_printed_wherever_the_url_holds_it(url: str) -> None:
+    """The query string's password was printed in the start-up error (SQLAlchemy hides only user:pass)."""
+    with pytest.raises(JobStoreUnavailableError) as refused:
+        JobStore(url).open()
+    assert "s3cret" not in refused.value.message and "***" in refused.value.message
+    assert "ADMISSIONS_JOBS_URL" in refused.value.message or "cannot be opened" in refused.value.message
+
+
+def test_a_sqlite_url_is_a_private_file_like_the_default(tmp_path: Path) -> None:
+    import stat
+
+    path = tmp_path / "by-url" / "jobs.sqlite"
+    store = JobStore(f"sqlite:///{path}").open()
+    assert store.file == path and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert store.submit("u-1", ROWS).status == PENDING
+
+
+def test_a_database_file_deleted_while_serving_comes_back_private_and_usable(tmp_path: Path) -> None:
+    """It came back empty, 0644 and without tables: every job route 503 until a restart. The jobs in
+    the deleted file are gone with it (an operator deleted them); new ones work at once."""
+    import stat
+
+    path = tmp_path / "jobs.sqlite"
+    store = JobStore(path).open()
+    old = store.submit("u-1", ROWS)
+    path.unlink()
+    store.check()  # what /readyz does
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(NotFoundError):
+        store.get(old.id)
+    assert store.submit("u-1", ROWS).status == PENDING
+    other = JobStore(path).open()  # another worker sees the same new file
+    assert other.claim(60) is not None and other.claim(60) is None  # the one new job, once
+
+
 def test_one_user_cannot_queue_more_than_the_active_limit(store: JobStore) -> None:
     for _ in range(3):
         store.submit("u-alice", ROWS, max_active=3)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from service import secret_strength, settings
+from service import dburl, secret_strength, settings
 from service.errors import ConfigurationError
 
 GOOD_SECRET = secrets.token_urlsafe(48)
@@ -182,6 +182,35 @@ def test_the_alphabet_is_the_one_the_secret_uses() -> None:
     assert secret_strength.alphabet_size("abc-_09") == 26 + 10 + 2  # the punctuation it uses
     assert secret_strength.alphabet_size("0123456789ABCDEF") == 16
     assert secret_strength.alphabet_size(" " * 40) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql://admissions:s3cret@db:notaport/admissions", "its port is not a number"),
+        ("postgresql://admissions:s3cret@db:99999/admissions?password=s3cret", "not between 1 and 65535"),
+        ("sqlite://", "in memory"),
+    ],
+)
+def test_an_unusable_jobs_url_is_one_sentence_without_its_password(url: str, problem: str) -> None:
+    """`notaport` as the port was a ValueError traceback and exit 1."""
+    with pytest.raises(ConfigurationError, match="ADMISSIONS_JOBS_URL") as refused:
+        settings.load({"JWT_SECRET_KEY": GOOD_SECRET, "ADMISSIONS_JOBS_URL": url})
+    assert problem in refused.value.message and "s3cret" not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
+        ("postgresql://h/db?sslpassword=pw&PassFile=x", "postgresql://h/db?sslpassword=***&PassFile=***"),
+        ("postgresql://u:pw@[bad/db", "postgresql://***"),
+    ],
+)
+def test_database_urls_are_shown_without_secrets(url: str, shown: str) -> None:
+    assert dburl.redacted(url) == shown
 
 
 def test_forwarded_headers_are_trusted_only_from_configured_proxies() -> None:
