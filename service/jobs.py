@@ -21,10 +21,11 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -41,8 +42,11 @@ from service.errors import (
 from service.packing import pack_columns, unpack_columns
 
 logger = logging.getLogger("admissions.jobs")
+T = TypeVar("T")
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 ACTIVE_JOBS_RETRY_S = 5.0  # what a user over the active-jobs limit is told to wait
+MIN_FREE_BYTES = 1 << 20  # below this on a SQLite file's disk, /readyz says not ready (a job takes more)
+WRITE_RETRY_S = (0.1, 0.2, 0.4, 0.8, 1.5)  # pauses between tries of an attempt's write: 3 s in all
 _METADATA = sa.MetaData()
 JOBS = sa.Table(
     "jobs",
@@ -180,6 +184,19 @@ class JobStore:
 
     def check(self) -> None:
         """A cheap write transaction: raises :class:`JobStoreUnavailableError` when the store is unusable."""
+        # First the disk: the write below changes no page, so on a full disk it may well pass (or fail as
+        # a "disk I/O error") while every job upload fails.
+        if self.file is not None:
+            try:
+                disk = os.statvfs(self.file.parent)
+            except OSError as exc:
+                raise JobStoreUnavailableError(f"jobs database {self.path} is not usable: {exc.strerror}") from None
+            free = disk.f_bavail * disk.f_frsize
+            if free < MIN_FREE_BYTES:
+                raise JobStoreUnavailableError(
+                    f"jobs database {self.path} is not usable: its disk is full ({free // 1024} KiB free, "
+                    f"{MIN_FREE_BYTES // 1024} KiB needed)"
+                )
         with self.guard("is not usable"), self.engine.begin() as conn:
             conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
 
@@ -278,11 +295,12 @@ class JobStore:
 
     def extend(self, job: Job, lease_s: float) -> bool:
         """Renew the lease of this attempt; False when the attempt lost the job (its lease ran out)."""
-        with self.guard("cannot renew a lease"), self.engine.begin() as conn:
-            renewed = conn.execute(
-                _this_attempt(job).values(lease_until=time.time() + lease_s),
-            )
-        return renewed.rowcount == 1
+
+        def renew() -> bool:
+            with self.engine.begin() as conn:
+                return conn.execute(_this_attempt(job).values(lease_until=time.time() + lease_s)).rowcount == 1
+
+        return self._retrying("cannot renew a lease", renew)
 
     def complete(self, job: Job, predictions: np.ndarray, model_tag: str) -> bool:
         """Store the outcome of this attempt; False (nothing written) when the attempt lost the job."""
@@ -296,26 +314,36 @@ class JobStore:
         """Back to pending until ``delay_s`` from now: the model service is unavailable. The attempt
         does not count, and the job remembers since when the service has been unavailable."""
         now = time.time()
-        with self.guard("cannot defer the job"), self.engine.begin() as conn:
-            conn.execute(
-                _this_attempt(job).values(
-                    status=PENDING,
-                    lease_until=None,
-                    claim_id=None,
-                    attempts=JOBS.c.attempts - 1,
-                    retry_at=now + delay_s,
-                    unavailable_since=sa.func.coalesce(JOBS.c.unavailable_since, now),
-                    note=note,
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    _this_attempt(job).values(
+                        status=PENDING,
+                        lease_until=None,
+                        claim_id=None,
+                        attempts=JOBS.c.attempts - 1,
+                        retry_at=now + delay_s,
+                        unavailable_since=sa.func.coalesce(JOBS.c.unavailable_since, now),
+                        note=note,
+                    )
                 )
-            )
+
+        self._retrying("cannot defer the job", write)
         return self.get(job.id)
 
     def release(self, job: Job) -> None:
         """Put a running job back to pending (on shutdown), so the next process takes it at once."""
-        with self.guard("cannot release the job"), self.engine.begin() as conn:
-            conn.execute(
-                _this_attempt(job).values(status=PENDING, lease_until=None, claim_id=None, attempts=JOBS.c.attempts - 1)
-            )
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    _this_attempt(job).values(
+                        status=PENDING, lease_until=None, claim_id=None, attempts=JOBS.c.attempts - 1
+                    )
+                )
+
+        self._retrying("cannot release the job", write)
 
     def retry(self, job_id: str, owner: str) -> Job:
         """A failed job back to pending, by its owner, without uploading it again."""
@@ -348,16 +376,39 @@ class JobStore:
 
     def _finish(self, job: Job, results: bytes | None = None, **values: Any) -> bool:
         """The outcome, in one transaction with the results: both or neither, and only by this attempt."""
-        with self.guard("cannot store the job's outcome"), self.engine.begin() as conn:
-            done = conn.execute(
-                _this_attempt(job).values(
-                    finished_at=time.time(), lease_until=None, retry_at=None, unavailable_since=None, **values
+
+        def write() -> bool:
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    _this_attempt(job).values(
+                        finished_at=time.time(), lease_until=None, retry_at=None, unavailable_since=None, **values
+                    )
                 )
-            )
-            if done.rowcount == 1 and results is not None:
-                conn.execute(JOB_DATA.delete().where(JOB_DATA.c.job_id == job.id, JOB_DATA.c.kind == RESULTS))
-                conn.execute(JOB_DATA.insert().values(job_id=job.id, kind=RESULTS, data=results))
-        return done.rowcount == 1
+                if done.rowcount == 1 and results is not None:
+                    conn.execute(JOB_DATA.delete().where(JOB_DATA.c.job_id == job.id, JOB_DATA.c.kind == RESULTS))
+                    conn.execute(JOB_DATA.insert().values(job_id=job.id, kind=RESULTS, data=results))
+                if done.rowcount == 1:
+                    return True
+                # A retry after a commit whose answer was lost: this attempt's outcome is already stored.
+                mine = (JOBS.c.id == job.id) & (JOBS.c.claim_id == job.claim_id) & (JOBS.c.status == values["status"])
+                return conn.execute(sa.select(JOBS.c.id).where(mine)).first() is not None
+
+        return self._retrying("cannot store the job's outcome", write)
+
+    def _retrying(self, what: str, write: Callable[[], T]) -> T:
+        """An attempt's write, tried again for a few seconds: a database restart (PostgreSQL's takes
+        ~0.2 s) or a brief SQLite write error would otherwise cost the running job its whole lease.
+        Every such write is conditional on the attempt's claim, so trying again is safe."""
+        for pause in (*WRITE_RETRY_S, None):
+            try:
+                with self.guard(what):
+                    return write()
+            except JobStoreUnavailableError as exc:
+                if pause is None:
+                    raise
+                logger.warning("%s; trying again in %.1f s", exc.message, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def guard(self, what: str) -> _DatabaseGuard:
         if self.file is not None and self._opened and _identity(self.file) != self._identity:

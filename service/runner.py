@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ class JobRunner:
         lease_s: float = LEASE_S,
         retry_window_s: float = RETRY_WINDOW_S,
         first_retry_s: float = 2.0,
+        completed: Callable[[Job, int], None] | None = None,
     ) -> None:
         self.store = store
         self.predict = predict
@@ -62,6 +64,7 @@ class JobRunner:
         self.lease_s = lease_s
         self.retry_window_s = retry_window_s
         self.first_retry_s = first_retry_s
+        self.completed = completed  # called once per job whose outcome was stored (counts work done once)
         self.problem: str | None = None  # why the jobs database is unusable, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -134,6 +137,8 @@ class JobRunner:
                 return
             if await asyncio.to_thread(self.store.complete, job, predictions, tag):
                 logger.info("job %s completed: %d rows", job.id, len(predictions))
+                if self.completed is not None:
+                    self.completed(replace(job, model_tag=tag), len(predictions))
             else:
                 logger.warning("job %s: lease lost before its results were stored; another attempt has it", job.id)
         finally:

@@ -262,6 +262,10 @@ def test_a_failing_jobs_database_answers_503_while_predictions_go_on(
             subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
         else:
             subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+            # Before any upload fails: the probe's write changed no page and passed on a full disk.
+            ready = requests.get(f"{api.url}/readyz", timeout=30)
+            assert ready.status_code == 503, ready.text
+            assert "disk is full" in server.tail(), server.tail()
         rows = applicants(MAX_JOB, seed=13)
         refused = requests.post(f"{api.url}/jobs", json={"applicants": rows}, headers=headers, timeout=30)
         assert refused.status_code == 503, refused.text
