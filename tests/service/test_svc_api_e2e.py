@@ -15,7 +15,18 @@ import pytest
 import requests
 
 from service import users
-from tests.service.svc_helpers import MAX_BATCH, MAX_JOB, PASSWORD, Service, applicant, applicants, model_predictions
+from tests.conftest import PipelineRun
+from tests.service.svc_helpers import (
+    MAX_BATCH,
+    MAX_JOB,
+    PASSWORD,
+    Server,
+    Service,
+    applicant,
+    applicants,
+    model_predictions,
+    service_env,
+)
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30
@@ -396,6 +407,30 @@ def test_a_forged_x_forwarded_for_does_not_change_the_counted_address(api: Servi
     forged = {"X-Forwarded-For": "10.99.99.99"}
     assert login_from(api, source, name, "wrong password", forged)[0] == 429
     assert login_from(api, source, name, PASSWORD, forged)[0] == 429
+
+
+def test_guessing_a_name_from_many_addresses_does_not_lock_its_user_out(
+    pipeline_run: PipelineRun, tmp_path: Path
+) -> None:
+    """The issue's attack (55 guesses from 11 addresses) on a server of its own at smaller limits (pair
+    5, name 10): 10 wrong guesses for carol from 3 addresses. The guessers are refused from then on;
+    carol, from an address of her own, logs in (it was 429 for the rest of the window, from anywhere)."""
+    limits = {"ADMISSIONS_LOGIN_FAILURES_PER_PAIR": "5", "ADMISSIONS_LOGIN_FAILURES_PER_USER": "10"}
+    env = service_env(pipeline_run, tmp_path, **limits)
+    users.add(Path(env["ADMISSIONS_USERS_FILE"]), "carol", PASSWORD)
+    server = Server(env, tmp_path / "serve.log").start()
+    try:
+        api = Service(server.url, env, pipeline_run.model_tag, server)
+        guessers = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+        statuses = [login_from(api, guessers[i % 3], "carol", f"guess {i}")[0] for i in range(10)]
+        assert statuses == [401] * 10  # no pair reached 5: the name's limit is what stops them now
+        assert login_from(api, "127.0.0.20", "carol", PASSWORD)[0] == 200
+        for source in guessers:
+            assert login_from(api, source, "carol", PASSWORD)[0] == 429  # even with the right password
+        assert login_from(api, "127.0.0.21", "carol", "guess 6")[0] == 401  # a fresh address: one try...
+        assert login_from(api, "127.0.0.21", "carol", "guess 7")[0] == 429  # ...and no more
+    finally:
+        server.stop()
 
 
 def test_a_new_password_or_removing_the_user_revokes_tokens(api: Service) -> None:
