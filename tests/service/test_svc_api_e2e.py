@@ -433,6 +433,24 @@ def test_guessing_a_name_from_many_addresses_does_not_lock_its_user_out(
         server.stop()
 
 
+def test_a_configured_proxy_names_the_client_and_no_one_else_does(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    """ADMISSIONS_TRUSTED_PROXIES reaches uvicorn in every worker: from the proxy, each forwarded
+    client is counted apart (6 failures from 6 clients: no 429); from anyone else the header is
+    ignored (the sixth failure is a 429)."""
+    env = service_env(pipeline_run, tmp_path, ADMISSIONS_TRUSTED_PROXIES="127.0.0.30")
+    users.add(Path(env["ADMISSIONS_USERS_FILE"]), "dora", PASSWORD)
+    server = Server(env, tmp_path / "serve.log").start()
+    try:
+        api = Service(server.url, env, pipeline_run.model_tag, server)
+        for proxy, expected in (("127.0.0.30", [401] * 6), ("127.0.0.31", [401] * 5 + [429])):
+            statuses = [
+                login_from(api, proxy, "dora", "wrong", {"X-Forwarded-For": f"198.51.100.{i}"})[0] for i in range(6)
+            ]
+            assert statuses == expected, proxy
+    finally:
+        server.stop()
+
+
 def test_a_new_password_or_removing_the_user_revokes_tokens(api: Service) -> None:
     path = Path(api.env["ADMISSIONS_USERS_FILE"])
     users.add(path, "dave", PASSWORD)
