@@ -49,22 +49,22 @@ from service.errors import (
 from service.explain import ExplanationUnavailableError
 from service.extras import IntervalTables, Options, batch_extras, single_extras
 from service.fast_paths import ColumnarBodies, SinglePredictions, wants_csv
-from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, OneUploadAtATime
-from service.jobs import JobStore
+from service.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, NoQueryParameters, OneUploadAtATime
+from service.jobs import Job, JobStore
 from service.lifecycle import die_with_parent, leave, mark_server, supervised
 from service.middleware import USER_KEY, BearerAuthMiddleware
 from service.models import MODEL_TAG, UNTRACED, BatchModel, InProcess, SingleModel, json_depends
 from service.openapi import OpenAPIDocument
 from service.quiet import RateLimited
 from service.runner import JobRunner, results_json
-from service.throttle import Limits, LoginThrottle
+from service.throttle import Limits, LoginThrottle, client_address
 
 logger = logging.getLogger("admissions.api")
 BatchRequest = batch_request("BatchRequest", settings.or_exit(settings.max_batch_size))
 JobRequest = batch_request("JobRequest", settings.or_exit(settings.max_job_size))
 PREDICTIONS = bentoml.metrics.Counter(
     name="admissions_predictions",
-    documentation="Predictions made, by endpoint and model tag (a batch of n rows counts n).",
+    documentation="Predictions made, by endpoint and model tag (a batch of n rows counts n; a job once, at its end).",
     labelnames=["endpoint", "model_tag"],
 )
 _SINGLE_URL = settings.single_model_url()
@@ -162,6 +162,7 @@ class AdmissionsAPI:
             retry_window_s=self.settings.job_retry_window_s,
             supervised=supervised,  # an orphaned worker claims and renews nothing (service/lifecycle.py)
             orphaned=leave,
+            completed=_count_job_predictions,
         )
         try:
             self.jobs.open()
@@ -207,8 +208,8 @@ class AdmissionsAPI:
     @answers_errors
     async def login(self, username: str, password: str, ctx: bentoml.Context) -> TokenResponse:
         """Exchange a user name and password for a bearer token. After a few failures, 429 with Retry-After."""
-        client = ctx.request.client
-        address = client.host if client else "unknown"
+        client = ctx.request.client  # the peer, or what a trusted proxy said it is (ADMISSIONS_TRUSTED_PROXIES)
+        address = client_address(client.host if client else None)
         await self._refuse_if_throttled(username, address)
         async with self._hashing:  # one argon2 hash at a time per worker: logins cannot take every core
             await self._refuse_if_throttled(username, address)  # again: failures may have landed while queued
@@ -345,9 +346,7 @@ class AdmissionsAPI:
         return chances, self._batch_tag
 
     async def _predict_job_rows(self, rows: np.ndarray) -> tuple[np.ndarray, str]:
-        chances, tag = await self._predict_rows(rows)
-        PREDICTIONS.labels(endpoint="jobs", model_tag=tag).inc(len(chances))
-        return chances, tag
+        return await self._predict_rows(rows)  # counted once the job completes: see _count_job_predictions
 
     async def model_info(self) -> dict[str, Any]:
         try:
@@ -364,6 +363,12 @@ class AdmissionsAPI:
         return card
 
 
+def _count_job_predictions(job: Job, rows: int) -> None:
+    """A job's predictions, counted when its outcome is stored: an attempt cut short (an outage, a
+    lost lease, a restart) is redone, and its chunks were once counted every time."""
+    PREDICTIONS.labels(endpoint="jobs", model_tag=job.model_tag or "").inc(rows)
+
+
 class _Serving:
     """What the auth middleware needs from the running service (set in ``AdmissionsAPI.__init__``)."""
 
@@ -373,6 +378,10 @@ class _Serving:
 
 
 _SERVING = _Serving()
+_JOBS_QUERY = (
+    "a job has no explanations (POST /predict_batch?explain=true has them); ask for an interval level "
+    "with its results (GET /jobs/results?job_id=...&interval=0.8)"
+)
 _SERVICE: Any = AdmissionsAPI  # the decorator made it a bentoml Service; mypy still sees the class
 # The first added is the outermost: sizes and media types are checked before anything reads a body.
 _SERVICE.add_asgi_middleware(OpenAPIDocument, service=_SERVICE)
@@ -381,6 +390,7 @@ _SERVICE.add_asgi_middleware(
 )
 _SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=fast_paths.PATHS)
 _SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy, users=lambda: _SERVING.directory)
+_SERVICE.add_asgi_middleware(NoQueryParameters, paths={"/jobs": _JOBS_QUERY})
 _SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
 _SERVICE.add_asgi_middleware(BoundedErrors)
 _SERVICE.add_asgi_middleware(ColumnarBodies, api=lambda: _SERVING.api)  # the innermost: bodies are checked above

@@ -6,6 +6,7 @@
   local user or another container sends it. The API calls the model services with JSON (models.py).
 - :class:`BodyLimit`: a body over its route's limit gets 413 before it is read whole: at once from its
   Content-Length, or as soon as a chunked body crosses the limit.
+- :class:`NoQueryParameters`: a query parameter a route would ignore is refused (400), not ignored.
 - :class:`OneUploadAtATime`: a worker parses one job upload at a time (a JSON job costs ~1.2 KB of
   memory per row while it is parsed; bench/job_memory.py), so the job size limit bounds its memory.
 - :class:`FromTheAPIOnly`: a model service answers POSTs only when they carry the API's internal token
@@ -22,6 +23,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from service.errors import ForbiddenError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from service.middleware import send_error
@@ -146,6 +148,26 @@ class FromTheAPIOnly:
         sent = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
         if not hmac.compare_digest(sent, self._expected):
             await send_error(send, ForbiddenError("only the API service may call the model services"))
+            return
+        await self.app(scope, receive, send)
+
+
+class NoQueryParameters:
+    """``POST /jobs`` takes no query parameters: ``?explain=true`` or ``?interval=`` were silently
+    ignored there (a job has no explanations; its intervals are asked for with its results), so a
+    client believed it had asked for something. 400, naming the parameter, before the body is read."""
+
+    def __init__(self, app: Any, paths: Mapping[str, str]) -> None:
+        self.app, self.paths = app, paths  # path -> what to do instead
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        instead = self.paths.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if instead is not None and scope["method"] == "POST" and scope.get("query_string"):
+            names = sorted({name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), True)})
+            shown = ", ".join(repr(name[:40]) for name in names[:5]) or "(unnamed)"
+            await send_error(
+                send, InvalidInputError(f"{scope['path']} takes no query parameters, got {shown}: {instead}")
+            )
             return
         await self.app(scope, receive, send)
 

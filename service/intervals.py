@@ -17,7 +17,7 @@ from service.contract import TARGET
 from service.errors import InvalidInputError
 
 METADATA_KEY = "intervals"  # in the model's store metadata
-NO_INTERVAL = ("none", "off", "false", "0")
+NO_INTERVAL = ("none", "off", "false")  # not "0": a number asks for a level, and level 0 is not one
 
 
 @dataclass(frozen=True)

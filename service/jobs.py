@@ -15,23 +15,38 @@ client can read; outages do not count as attempts, crashes (expired leases) do.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.errors import JobConflictError, JobStoreUnavailableError, NotFoundError, TooManyRequestsError
+from service import dburl
+from service.errors import (
+    ConfigurationError,
+    JobConflictError,
+    JobStoreUnavailableError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from service.packing import pack_columns, unpack_columns
 
+logger = logging.getLogger("admissions.jobs")
+T = TypeVar("T")
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 ACTIVE_JOBS_RETRY_S = 5.0  # what a user over the active-jobs limit is told to wait
+MIN_FREE_BYTES = 1 << 20  # below this on a SQLite file's disk, /readyz says not ready (a job takes more)
+WRITE_RETRY_S = (0.1, 0.2, 0.4, 0.8, 1.5)  # pauses between tries of an attempt's write: 3 s in all
 _METADATA = sa.MetaData()
 JOBS = sa.Table(
     "jobs",
@@ -126,34 +141,62 @@ class JobStore:
     def __init__(self, where: Path | str, max_attempts: int = 5) -> None:
         self.max_attempts = max_attempts
         self.file: Path | None = None
-        if isinstance(where, Path) or "://" not in where:
+        if isinstance(where, str) and "://" in where:
+            try:
+                url = dburl.check(where)
+            except ConfigurationError as exc:
+                raise JobStoreUnavailableError(exc.message) from None
+            self.file = dburl.sqlite_file(url)  # sqlite:///path: a file like ADMISSIONS_JOBS_DB's, mode 0600
+        else:
             self.file = Path(where)
+        if self.file is not None:
             self.engine: Engine = sa.create_engine(
                 f"sqlite:///{self.file}", connect_args={"timeout": 30, "check_same_thread": False}, future=True
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             try:
-                self.engine = sa.create_engine(where, pool_pre_ping=True, future=True)
-            except (sa.exc.ArgumentError, ImportError) as exc:
-                raise JobStoreUnavailableError(f"ADMISSIONS_JOBS_URL is not a usable database URL: {exc}") from None
-        # Named in messages and logs, never with its password.
-        self.path = str(self.file) if self.file else self.engine.url.render_as_string(hide_password=True)
+                self.engine = sa.create_engine(str(where), pool_pre_ping=True, future=True)
+            except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+                shown = dburl.redacted(str(where))
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(str(where), shown)
+                raise JobStoreUnavailableError(
+                    f"ADMISSIONS_JOBS_URL is not a usable database URL ({shown}): {reason}"
+                ) from None
+        self._identity: tuple[int, int] | None = None  # the SQLite file's (device, inode) once opened
+        self._opened = False
+        self._reopening = threading.Lock()
+        # Named in messages and logs, never with a password (in its user part or its query string).
+        self.path = str(self.file) if self.file else dburl.redacted(str(where))
 
     def open(self) -> JobStore:
         """Create the database (a file: mode 0600) and schema if needed and check it is usable;
         idempotent, and safe when several processes or servers do it at once."""
         if self.file is not None:
             _create_private_file(self.file)
-        with self.guard("cannot be opened"):
+        with _DatabaseGuard(self.path, "cannot be opened"):
             _create_schema(self.engine)
             with self.engine.begin() as conn:  # a write proves the file and its folder are writable
                 conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
                 conn.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one()
+        self._identity, self._opened = _identity(self.file), True
         return self
 
     def check(self) -> None:
         """A cheap write transaction: raises :class:`JobStoreUnavailableError` when the store is unusable."""
+        # First the disk: the write below changes no page, so on a full disk it may well pass (or fail as
+        # a "disk I/O error") while every job upload fails.
+        if self.file is not None:
+            try:
+                disk = os.statvfs(self.file.parent)
+            except OSError as exc:
+                raise JobStoreUnavailableError(f"jobs database {self.path} is not usable: {exc.strerror}") from None
+            free = disk.f_bavail * disk.f_frsize
+            if free < MIN_FREE_BYTES:
+                raise JobStoreUnavailableError(
+                    f"jobs database {self.path} is not usable: its disk is full ({free // 1024} KiB free, "
+                    f"{MIN_FREE_BYTES // 1024} KiB needed)"
+                )
         with self.guard("is not usable"), self.engine.begin() as conn:
             conn.execute(JOBS.update().where(JOBS.c.id == "").values(note=None))
 
@@ -252,11 +295,12 @@ class JobStore:
 
     def extend(self, job: Job, lease_s: float) -> bool:
         """Renew the lease of this attempt; False when the attempt lost the job (its lease ran out)."""
-        with self.guard("cannot renew a lease"), self.engine.begin() as conn:
-            renewed = conn.execute(
-                _this_attempt(job).values(lease_until=time.time() + lease_s),
-            )
-        return renewed.rowcount == 1
+
+        def renew() -> bool:
+            with self.engine.begin() as conn:
+                return conn.execute(_this_attempt(job).values(lease_until=time.time() + lease_s)).rowcount == 1
+
+        return self._retrying("cannot renew a lease", renew)
 
     def complete(self, job: Job, predictions: np.ndarray, model_tag: str) -> bool:
         """Store the outcome of this attempt; False (nothing written) when the attempt lost the job."""
@@ -270,26 +314,36 @@ class JobStore:
         """Back to pending until ``delay_s`` from now: the model service is unavailable. The attempt
         does not count, and the job remembers since when the service has been unavailable."""
         now = time.time()
-        with self.guard("cannot defer the job"), self.engine.begin() as conn:
-            conn.execute(
-                _this_attempt(job).values(
-                    status=PENDING,
-                    lease_until=None,
-                    claim_id=None,
-                    attempts=JOBS.c.attempts - 1,
-                    retry_at=now + delay_s,
-                    unavailable_since=sa.func.coalesce(JOBS.c.unavailable_since, now),
-                    note=note,
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    _this_attempt(job).values(
+                        status=PENDING,
+                        lease_until=None,
+                        claim_id=None,
+                        attempts=JOBS.c.attempts - 1,
+                        retry_at=now + delay_s,
+                        unavailable_since=sa.func.coalesce(JOBS.c.unavailable_since, now),
+                        note=note,
+                    )
                 )
-            )
+
+        self._retrying("cannot defer the job", write)
         return self.get(job.id)
 
     def release(self, job: Job) -> None:
         """Put a running job back to pending (on shutdown), so the next process takes it at once."""
-        with self.guard("cannot release the job"), self.engine.begin() as conn:
-            conn.execute(
-                _this_attempt(job).values(status=PENDING, lease_until=None, claim_id=None, attempts=JOBS.c.attempts - 1)
-            )
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    _this_attempt(job).values(
+                        status=PENDING, lease_until=None, claim_id=None, attempts=JOBS.c.attempts - 1
+                    )
+                )
+
+        self._retrying("cannot release the job", write)
 
     def retry(self, job_id: str, owner: str) -> Job:
         """A failed job back to pending, by its owner, without uploading it again."""
@@ -322,19 +376,61 @@ class JobStore:
 
     def _finish(self, job: Job, results: bytes | None = None, **values: Any) -> bool:
         """The outcome, in one transaction with the results: both or neither, and only by this attempt."""
-        with self.guard("cannot store the job's outcome"), self.engine.begin() as conn:
-            done = conn.execute(
-                _this_attempt(job).values(
-                    finished_at=time.time(), lease_until=None, retry_at=None, unavailable_since=None, **values
+
+        def write() -> bool:
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    _this_attempt(job).values(
+                        finished_at=time.time(), lease_until=None, retry_at=None, unavailable_since=None, **values
+                    )
                 )
-            )
-            if done.rowcount == 1 and results is not None:
-                conn.execute(JOB_DATA.delete().where(JOB_DATA.c.job_id == job.id, JOB_DATA.c.kind == RESULTS))
-                conn.execute(JOB_DATA.insert().values(job_id=job.id, kind=RESULTS, data=results))
-        return done.rowcount == 1
+                if done.rowcount == 1 and results is not None:
+                    conn.execute(JOB_DATA.delete().where(JOB_DATA.c.job_id == job.id, JOB_DATA.c.kind == RESULTS))
+                    conn.execute(JOB_DATA.insert().values(job_id=job.id, kind=RESULTS, data=results))
+                if done.rowcount == 1:
+                    return True
+                # A retry after a commit whose answer was lost: this attempt's outcome is already stored.
+                mine = (JOBS.c.id == job.id) & (JOBS.c.claim_id == job.claim_id) & (JOBS.c.status == values["status"])
+                return conn.execute(sa.select(JOBS.c.id).where(mine)).first() is not None
+
+        return self._retrying("cannot store the job's outcome", write)
+
+    def _retrying(self, what: str, write: Callable[[], T]) -> T:
+        """An attempt's write, tried again for a few seconds: a database restart (PostgreSQL's takes
+        ~0.2 s) or a brief SQLite write error would otherwise cost the running job its whole lease.
+        Every such write is conditional on the attempt's claim, so trying again is safe."""
+        for pause in (*WRITE_RETRY_S, None):
+            try:
+                with self.guard(what):
+                    return write()
+            except JobStoreUnavailableError as exc:
+                if pause is None:
+                    raise
+                logger.warning("%s; trying again in %.1f s", exc.message, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def guard(self, what: str) -> _DatabaseGuard:
+        if self.file is not None and self._opened and _identity(self.file) != self._identity:
+            self._recreate()
         return _DatabaseGuard(self.path, what)
+
+    def _recreate(self) -> None:
+        """The SQLite file was deleted (or replaced) while the server ran. Left alone, open connections
+        would go on writing to the deleted file and new ones would find an empty file created 0644 with
+        no tables: every job route 503 until a restart. Instead the file is created again, 0600 and with
+        its schema, and said so loudly: the jobs stored in the deleted file are gone with it. (A file
+        put there in its place, a restored backup, is opened as it is.) A stat per transaction: ~2 us."""
+        with self._reopening:
+            if self.file is None or _identity(self.file) == self._identity:
+                return  # another thread did it
+            if not self.file.exists():
+                for stale in (f"{self.file}-wal", f"{self.file}-shm"):  # the deleted database's own
+                    with contextlib.suppress(OSError):
+                        os.unlink(stale)
+            logger.error("jobs database %s was deleted or replaced while serving: opening it again", self.file)
+            self.engine.dispose()  # the pooled connections still point at the deleted file
+            self.open()
 
 
 def _data(conn: Any, job_id: str, kind: str, legacy: sa.Column[Any] | None = None) -> bytes | None:
@@ -345,6 +441,14 @@ def _data(conn: Any, job_id: str, kind: str, legacy: sa.Column[Any] | None = Non
     if blob is None and legacy is not None:
         blob = conn.execute(sa.select(legacy).where(JOBS.c.id == job_id)).scalar_one()
     return None if blob is None else bytes(blob)
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if stat is None else (stat.st_dev, stat.st_ino)
 
 
 def _create_private_file(path: Path) -> None:

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,7 @@ class JobRunner:
         stall_s: float = STALL_S,
         supervised: Callable[[], bool] = lambda: True,
         orphaned: Callable[[], None] = lambda: None,
+        completed: Callable[[Job, int], None] | None = None,
     ) -> None:
         self.store = store
         self.predict = predict
@@ -77,6 +79,7 @@ class JobRunner:
         self.stall_s = stall_s
         self.supervised, self.orphaned = supervised, orphaned
         self._progress_at = 0.0  # when the running attempt last had a chunk answered (monotonic)
+        self.completed = completed  # called once per job whose outcome was stored (counts work done once)
         self.problem: str | None = None  # why the jobs database is unusable, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -160,6 +163,8 @@ class JobRunner:
                 return
             if await asyncio.to_thread(self.store.complete, job, predictions, tag):
                 logger.info("job %s completed: %d rows", job.id, len(predictions))
+                if self.completed is not None:
+                    self.completed(replace(job, model_tag=tag), len(predictions))
             else:
                 logger.warning("job %s: lease lost before its results were stored; another attempt has it", job.id)
         finally:

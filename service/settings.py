@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from service import dburl, secret_strength
 from service.errors import ConfigurationError
 
 T = TypeVar("T")
@@ -51,7 +53,6 @@ DEFAULT_JOB_RETRY_WINDOW_S = 600.0  # how long a job waits out a model-service o
 DEFAULT_TOKEN_MINUTES = 30.0
 MAX_TOKEN_MINUTES = 24 * 60.0  # a stolen token must not outlive a day
 MAX_API_WORKERS = 32
-MIN_DISTINCT_SECRET_BYTES = 16
 DEFAULT_ISSUER = "admissions-api"
 DEFAULT_AUDIENCE = "admissions-clients"
 _TRUE = {"1", "true", "yes", "on"}
@@ -77,6 +78,7 @@ class Settings:
     job_retry_window_s: float
     max_active_jobs: int
     login_limits: tuple[int, int, int, float]  # failed logins per (name, address), address, name; window (s)
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
 
 
 def or_exit(read: Callable[[], T]) -> T:
@@ -194,6 +196,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
             _positive_int(env, "ADMISSIONS_LOGIN_FAILURES_PER_USER", 50),
             _positive_float(env, "ADMISSIONS_LOGIN_WINDOW_S", 300.0),
         ),
+        trusted_proxies=trusted_proxies(env),
     )
 
 
@@ -206,7 +209,36 @@ def prepare(env: MutableMapping[str, str] = os.environ) -> Settings:
     loaded = load(env)
     if loaded.ephemeral_secret:
         env["JWT_SECRET_KEY"] = loaded.jwt_secret.decode()
+    # uvicorn (which BentoML runs with its defaults) believes X-Forwarded-For from FORWARDED_ALLOW_IPS,
+    # 127.0.0.1 and ::1 when unset: any local client could then pick the address its failed logins are
+    # counted under. Only the configured proxies are trusted; none by default.
+    env["FORWARDED_ALLOW_IPS"] = ",".join(loaded.trusted_proxies)
     return loaded
+
+
+def trusted_proxies(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """``ADMISSIONS_TRUSTED_PROXIES``: the reverse proxies (addresses or networks, comma-separated) whose
+    ``X-Forwarded-For`` header names the client; empty (the default) trusts no one."""
+    if env.get("FORWARDED_ALLOW_IPS", "").strip() and not env.get("ADMISSIONS_TRUSTED_PROXIES", "").strip():
+        raise ConfigurationError(
+            "FORWARDED_ALLOW_IPS is set but ADMISSIONS_TRUSTED_PROXIES is not: name the proxies in "
+            "ADMISSIONS_TRUSTED_PROXIES (the service sets uvicorn's FORWARDED_ALLOW_IPS from it)"
+        )
+    proxies = []
+    for item in filter(None, (part.strip() for part in env.get("ADMISSIONS_TRUSTED_PROXIES", "").split(","))):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f"ADMISSIONS_TRUSTED_PROXIES must list IP addresses or networks (10.0.0.5, 10.0.0.0/24), not {item!r}"
+            ) from None
+        if network.prefixlen == 0:
+            raise ConfigurationError(
+                f"ADMISSIONS_TRUSTED_PROXIES must not trust every address ({item}): any client could then "
+                "choose the address its failed logins are counted under"
+            )
+        proxies.append(str(network) if network.num_addresses > 1 else str(network.network_address))
+    return tuple(proxies)
 
 
 def internal_token(env: Mapping[str, str] = os.environ) -> str | None:
@@ -235,6 +267,8 @@ def _jobs_url(env: Mapping[str, str]) -> str | None:
             "postgresql://user:password@host:5432/admissions, or leave it empty and set ADMISSIONS_JOBS_DB "
             "for a SQLite file"
         )
+    if url:
+        dburl.check(url)
     return url or None
 
 
@@ -250,18 +284,22 @@ def _jwt_secret(env: Mapping[str, str]) -> tuple[bytes, bool]:
         )
     secret = raw.encode()
     how = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    if "secrets.token" in raw or "$(" in raw:
+        raise ConfigurationError(
+            "JWT_SECRET_KEY holds the command that makes a secret, not its output (a .env file does not run "
+            f"$(...)): run the command and paste what it prints; {how}"
+        )
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigurationError(
             f"JWT_SECRET_KEY is {len(secret)} bytes long; HS256 needs at least {MIN_SECRET_BYTES} random bytes ({how})"
         )
-    if len(set(secret)) < MIN_DISTINCT_SECRET_BYTES or _repeats_a_pattern(secret):
-        raise ConfigurationError(f"JWT_SECRET_KEY is too weak (few distinct bytes or a repeated pattern); {how}")
+    bits = secret_strength.estimated_bits(raw)
+    if bits < secret_strength.MIN_BITS:
+        raise ConfigurationError(
+            f"JWT_SECRET_KEY is too weak: guessable in about 2^{bits:.0f} tries (words, sequences, keyboard runs "
+            f"or repeats), and at least 2^{secret_strength.MIN_BITS:.0f} are needed; {how}"
+        )
     return secret, False
-
-
-def _repeats_a_pattern(secret: bytes) -> bool:
-    """``password123password123...``: the secret is a short piece said again and again."""
-    return any(len(secret) % size == 0 and secret == secret[:size] * (len(secret) // size) for size in range(1, 17))
 
 
 def _token_minutes(env: Mapping[str, str]) -> float:

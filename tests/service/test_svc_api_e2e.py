@@ -15,7 +15,18 @@ import pytest
 import requests
 
 from service import users
-from tests.service.svc_helpers import MAX_BATCH, MAX_JOB, PASSWORD, Service, applicant, applicants, model_predictions
+from tests.conftest import PipelineRun
+from tests.service.svc_helpers import (
+    MAX_BATCH,
+    MAX_JOB,
+    PASSWORD,
+    Server,
+    Service,
+    applicant,
+    applicants,
+    model_predictions,
+    service_env,
+)
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30
@@ -353,7 +364,9 @@ def test_error_answers_stay_small_however_many_problems(api: Service, path: str)
 # Login abuse and revocation (issue 11) ---------------------------------------------------------------
 
 
-def login_from(api: Service, source: str, username: str, password: str) -> tuple[int, dict[str, str], dict]:
+def login_from(
+    api: Service, source: str, username: str, password: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], dict]:
     """POST /login from another loopback address (127.0.0.0/8 all reach the server), as another client."""
     import http.client
     from urllib.parse import urlsplit
@@ -362,7 +375,7 @@ def login_from(api: Service, source: str, username: str, password: str) -> tuple
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source, 0))
     try:
         body = json.dumps({"username": username, "password": password})
-        conn.request("POST", "/login", body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", "/login", body=body, headers={"Content-Type": "application/json", **(headers or {})})
         answer = conn.getresponse()
         headers = {name.lower(): value for name, value in answer.getheaders()}
         return answer.status, headers, json.loads(answer.read() or b"{}")
@@ -377,6 +390,65 @@ def test_failed_logins_are_throttled_per_client_and_user(api: Service) -> None:
     status, headers, body = login_from(api, "127.0.0.7", "carol", PASSWORD)
     assert status == 429 and int(headers["retry-after"]) > 0 and "too many failed logins" in body["error"]
     assert login_from(api, "127.0.0.8", "carol", PASSWORD)[0] == 200  # the real carol, elsewhere
+
+
+@pytest.mark.parametrize("source", ["127.0.0.1", "127.0.0.9"])
+def test_a_forged_x_forwarded_for_does_not_change_the_counted_address(api: Service, source: str) -> None:
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: a local client rotating it
+    got 10x the guesses and stored 5,000-character addresses. No proxy is configured here: the header
+    is ignored, and the pair's limit (5) stops the guesser at the sixth try whatever it says."""
+    name = f"frank{source.rsplit('.', 1)[1]}"
+    users.add(Path(api.env["ADMISSIONS_USERS_FILE"]), name, PASSWORD)
+    statuses = [
+        login_from(api, source, name, "wrong password", {"X-Forwarded-For": f"10.9.{i}.{i}" + "x" * 300 * i})[0]
+        for i in range(5)
+    ]
+    assert statuses == [401] * 5  # never 503: the long header is not stored
+    forged = {"X-Forwarded-For": "10.99.99.99"}
+    assert login_from(api, source, name, "wrong password", forged)[0] == 429
+    assert login_from(api, source, name, PASSWORD, forged)[0] == 429
+
+
+def test_guessing_a_name_from_many_addresses_does_not_lock_its_user_out(
+    pipeline_run: PipelineRun, tmp_path: Path
+) -> None:
+    """The issue's attack (55 guesses from 11 addresses) on a server of its own at smaller limits (pair
+    5, name 10): 10 wrong guesses for carol from 3 addresses. The guessers are refused from then on;
+    carol, from an address of her own, logs in (it was 429 for the rest of the window, from anywhere)."""
+    limits = {"ADMISSIONS_LOGIN_FAILURES_PER_PAIR": "5", "ADMISSIONS_LOGIN_FAILURES_PER_USER": "10"}
+    env = service_env(pipeline_run, tmp_path, **limits)
+    users.add(Path(env["ADMISSIONS_USERS_FILE"]), "carol", PASSWORD)
+    server = Server(env, tmp_path / "serve.log").start()
+    try:
+        api = Service(server.url, env, pipeline_run.model_tag, server)
+        guessers = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+        statuses = [login_from(api, guessers[i % 3], "carol", f"guess {i}")[0] for i in range(10)]
+        assert statuses == [401] * 10  # no pair reached 5: the name's limit is what stops them now
+        assert login_from(api, "127.0.0.20", "carol", PASSWORD)[0] == 200
+        for source in guessers:
+            assert login_from(api, source, "carol", PASSWORD)[0] == 429  # even with the right password
+        assert login_from(api, "127.0.0.21", "carol", "guess 6")[0] == 401  # a fresh address: one try...
+        assert login_from(api, "127.0.0.21", "carol", "guess 7")[0] == 429  # ...and no more
+    finally:
+        server.stop()
+
+
+def test_a_configured_proxy_names_the_client_and_no_one_else_does(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    """ADMISSIONS_TRUSTED_PROXIES reaches uvicorn in every worker: from the proxy, each forwarded
+    client is counted apart (6 failures from 6 clients: no 429); from anyone else the header is
+    ignored (the sixth failure is a 429)."""
+    env = service_env(pipeline_run, tmp_path, ADMISSIONS_TRUSTED_PROXIES="127.0.0.30")
+    users.add(Path(env["ADMISSIONS_USERS_FILE"]), "dora", PASSWORD)
+    server = Server(env, tmp_path / "serve.log").start()
+    try:
+        api = Service(server.url, env, pipeline_run.model_tag, server)
+        for proxy, expected in (("127.0.0.30", [401] * 6), ("127.0.0.31", [401] * 5 + [429])):
+            statuses = [
+                login_from(api, proxy, "dora", "wrong", {"X-Forwarded-For": f"198.51.100.{i}"})[0] for i in range(6)
+            ]
+            assert statuses == expected, proxy
+    finally:
+        server.stop()
 
 
 def test_a_new_password_or_removing_the_user_revokes_tokens(api: Service) -> None:

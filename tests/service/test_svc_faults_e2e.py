@@ -186,8 +186,12 @@ def start_and_fail(env: dict[str, str], log: Path) -> subprocess.CompletedProces
 
 
 @pytest.mark.parametrize(
-    "problem", ["corrupt", "not-a-directory", "locked", "unreadable-users", "too-many-workers", "no-model"]
-)
+    "problem",
+    [
+        "corrupt", "not-a-directory", "locked", "unreadable-users", "too-many-workers", "no-model",
+        "port-not-a-number", "password-in-query",
+    ],
+)  # fmt: skip
 def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
     pipeline_run: PipelineRun, tmp_path: Path, problem: str
 ) -> None:
@@ -209,6 +213,12 @@ def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
         Path(env["ADMISSIONS_USERS_FILE"]).unlink()
         Path(env["ADMISSIONS_USERS_FILE"]).mkdir()
         expected = f"cannot read users file {env['ADMISSIONS_USERS_FILE']}"
+    elif problem == "port-not-a-number":  # was a ValueError traceback and exit 1
+        env["ADMISSIONS_JOBS_URL"] = "postgresql://admissions:s3cret@127.0.0.1:notaport/admissions"
+        expected = "ADMISSIONS_JOBS_URL is not a usable database URL (postgresql://admissions:***@127.0.0.1:notaport"
+    elif problem == "password-in-query":  # was printed in the start-up error
+        env["ADMISSIONS_JOBS_URL"] = "postgresql://admissions@127.0.0.1:9/admissions?password=s3cret"
+        expected = "jobs database postgresql://admissions@127.0.0.1:9/admissions?password=*** cannot be opened"
     elif problem == "too-many-workers":
         env["ADMISSIONS_API_WORKERS"] = "64"
         expected = "ADMISSIONS_API_WORKERS must be at most 32"
@@ -221,6 +231,7 @@ def test_an_unusable_setting_at_start_is_one_sentence_and_exit_2(
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert expected in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+    assert "s3cret" not in done.stdout + done.stderr
 
 
 @pytest.fixture
@@ -251,6 +262,10 @@ def test_a_failing_jobs_database_answers_503_while_predictions_go_on(
             subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
         else:
             subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+            # Before any upload fails: the probe's write changed no page and passed on a full disk.
+            ready = requests.get(f"{api.url}/readyz", timeout=30)
+            assert ready.status_code == 503, ready.text
+            assert "disk is full" in server.tail(), server.tail()
         rows = applicants(MAX_JOB, seed=13)
         refused = requests.post(f"{api.url}/jobs", json={"applicants": rows}, headers=headers, timeout=30)
         assert refused.status_code == 503, refused.text

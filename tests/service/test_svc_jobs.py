@@ -397,6 +397,50 @@ def test_an_unreachable_database_is_one_sentence() -> None:
         JobStore("postgresql://x:pw@127.0.0.1:9/db").open()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://admissions@127.0.0.1:9/db?password=s3cret&sslmode=require",
+        "postgresql://admissions:s3cret@127.0.0.1:9/db?sslpassword=s3cret",
+        "postgresql://admissions:s3cret@127.0.0.1:notaport/db?password=s3cret",
+        "nosuchdb://admissions:s3cret@127.0.0.1/db?password=s3cret",
+    ],
+)
+def test_a_password_is_never_printed_wherever_the_url_holds_it(url: str) -> None:
+    """The query string's password was printed in the start-up error (SQLAlchemy hides only user:pass)."""
+    with pytest.raises(JobStoreUnavailableError) as refused:
+        JobStore(url).open()
+    assert "s3cret" not in refused.value.message and "***" in refused.value.message
+    assert "ADMISSIONS_JOBS_URL" in refused.value.message or "cannot be opened" in refused.value.message
+
+
+def test_a_sqlite_url_is_a_private_file_like_the_default(tmp_path: Path) -> None:
+    import stat
+
+    path = tmp_path / "by-url" / "jobs.sqlite"
+    store = JobStore(f"sqlite:///{path}").open()
+    assert store.file == path and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert store.submit("u-1", ROWS).status == PENDING
+
+
+def test_a_database_file_deleted_while_serving_comes_back_private_and_usable(tmp_path: Path) -> None:
+    """It came back empty, 0644 and without tables: every job route 503 until a restart. The jobs in
+    the deleted file are gone with it (an operator deleted them); new ones work at once."""
+    import stat
+
+    path = tmp_path / "jobs.sqlite"
+    store = JobStore(path).open()
+    old = store.submit("u-1", ROWS)
+    path.unlink()
+    store.check()  # what /readyz does
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(NotFoundError):
+        store.get(old.id)
+    assert store.submit("u-1", ROWS).status == PENDING
+    other = JobStore(path).open()  # another worker sees the same new file
+    assert other.claim(60) is not None and other.claim(60) is None  # the one new job, once
+
+
 def test_one_user_cannot_queue_more_than_the_active_limit(store: JobStore) -> None:
     for _ in range(3):
         store.submit("u-alice", ROWS, max_active=3)
@@ -431,3 +475,75 @@ def test_a_failing_chunk_cancels_the_chunks_still_in_flight(store: JobStore) -> 
     asyncio.run(JobRunner(store, predict, chunk_rows=4, first_retry_s=60).run(claim(store)))
     assert len(started) <= 5  # a few at a time (the failed one's slot may start one more), not all ten
     assert sorted(cancelled) == [i for i in started if i != 1]  # every other request was cancelled
+
+
+def test_readyz_fails_while_the_disk_of_the_database_is_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check's write changes no page, so it passed on a full disk while every upload failed. The
+    real free space of the real disk, against a threshold raised above it."""
+    import os
+
+    from service import jobs
+
+    store = JobStore(tmp_path / "jobs.sqlite").open()
+    store.check()
+    disk = os.statvfs(tmp_path)
+    monkeypatch.setattr(jobs, "MIN_FREE_BYTES", disk.f_bavail * disk.f_frsize + (1 << 30))
+    with pytest.raises(JobStoreUnavailableError, match=r"jobs\.sqlite is not usable: its disk is full \(\d+ KiB free"):
+        store.check()
+
+
+def test_a_job_is_counted_once_however_many_attempts_it_took(store: JobStore) -> None:
+    """The predictions counter counted every chunk of every attempt: an outage mid-job counted the
+    rows before it twice."""
+    calls = 0
+
+    async def flaky(rows: np.ndarray) -> tuple[list[float], str]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ServiceUnavailableError("batch model down")
+        return rows[:, 0].tolist(), "admissions:x"
+
+    counted: list[tuple[str, str | None, int]] = []
+    runner = JobRunner(
+        store, flaky, chunk_rows=2, first_retry_s=0.01, completed=lambda j, n: counted.append((j.id, j.model_tag, n))
+    )
+    job = store.submit("alice", ROWS)
+    asyncio.run(runner.run(claim(store)))  # chunk 1 done, chunk 2 fails: deferred
+    assert store.get(job.id).status == PENDING and counted == []
+    time.sleep(0.05)
+    asyncio.run(runner.run(claim(store)))
+    assert store.get(job.id).status == COMPLETED and calls == 4
+    assert counted == [(job.id, "admissions:x", 3)]
+
+
+def test_a_postgresql_restart_mid_job_does_not_cost_the_job_its_lease(postgres: Any) -> None:
+    """A real restart of a real server while the outcome is written: the write is tried again for a
+    few seconds instead of failing, which left the job running until its 60 s lease ran out."""
+    import threading
+
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer(postgres.binaries)  # its own server: the session's must not restart
+    try:
+        store = JobStore(server.new_database()).open()
+        job = store.submit("alice", ROWS)
+        running = claim(store, lease_s=60)
+        data = str(server.folder / "data")
+        server._run(["pg_ctl", "-D", data, "-m", "fast", "-w", "stop"])
+        options = f"-p {server.port} -k {server.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        restart = threading.Timer(
+            0.2,
+            server._run,
+            [["pg_ctl", "-D", data, "-l", str(server.folder / "server.log"), "-w", "start", "-o", options]],
+        )
+        restart.start()
+        started = time.monotonic()
+        try:
+            assert store.complete(running, np.array([0.1, 0.2, 0.3]), "admissions:x")
+        finally:
+            restart.join()
+        assert time.monotonic() - started < 10
+        assert store.get(job.id).status == COMPLETED
+    finally:
+        server.stop()

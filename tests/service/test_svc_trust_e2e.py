@@ -37,6 +37,32 @@ def test_another_calibrated_level_or_none_can_be_asked_for(api: Service) -> None
     assert refused.status_code == 400 and "calibrated levels 0.8, 0.9, 0.95" in refused.json()["error"]
 
 
+@pytest.mark.parametrize("value", ["0", "0.0"])
+def test_interval_zero_is_refused_not_taken_as_none(api: Service, value: str) -> None:
+    """`?interval=0` silently meant no interval; a number asks for a level, and 0 is not one."""
+    refused = predict(api, "/predict", applicant(), f"?interval={value}")
+    assert refused.status_code == 400 and "calibrated levels" in refused.json()["error"]
+
+
+@pytest.mark.parametrize("query", ["?explain=true", "?interval=0.8", "?explain=false&x=1"])
+def test_jobs_refuse_query_parameters_they_would_ignore(api: Service, query: str) -> None:
+    """`POST /jobs?explain=true` answered 202 and the job had no explanations."""
+    refused = predict(api, "/jobs", {"applicants": [applicant()]}, query)
+    assert refused.status_code == 400, refused.text
+    body = refused.json()
+    assert (
+        "/jobs takes no query parameters" in body["error"]
+        and repr(query[1:].split("=", maxsplit=1)[0]) in body["error"]
+    )
+    csv = requests.post(
+        f"{api.url}/jobs{query}",
+        data=b"gre_score,toefl_score,university_rating,sop,lor,cgpa,research\n320,110,4,4.5,4.0,9.1,1\n",
+        headers={**api.headers(), "Content-Type": "text/csv"},
+        timeout=TIMEOUT,
+    )
+    assert csv.status_code == 400  # the CSV fast path too
+
+
 def test_a_strong_applicants_interval_is_clipped_at_one(api: Service) -> None:
     body = predict(api, "/predict", STRONG, "?interval=0.95").json()
     assert body["interval"][1] == 1.0
