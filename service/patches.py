@@ -7,7 +7,10 @@ live. Python's full garbage collections then walk all of them, and every 1-2 s a
 for 50-370 ms, growing with the heap: that was the whole p99 of /predict (found with a heap census
 per type: TimerHandle, Future, Context and span objects grew by one per request; with GC disabled
 the stalls vanished). Same defect class as asyncpg#830. The replacement below is the upstream code
-plus ``handle.cancel()`` once the response has started.
+plus ``handle.cancel()`` once the response has started, plus one more fix: upstream waits for the
+first ``send`` or the timeout, so a request whose app returns without answering (its client left:
+service/fast_paths.py) stayed alive for the whole 60 s, and a SIGTERM waited for it. Unchanged in
+BentoML 1.4.40 (``_internal/server/http/traffic.py`` is byte for byte the same).
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ def cancel_request_timers() -> None:
             await send(message)
 
         task = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
+
+        # An app that returns without answering (its client left) must not keep this request alive
+        # until the timeout: a SIGTERM waited those 60 s for every such request.
+        def _returned(_: Any) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        task.add_done_callback(_returned)
         try:
             await waiter
         except TimeoutError:
