@@ -22,15 +22,18 @@ from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml.validators import DType, Shape
 from pydantic import Field
 
-from service import promotion, quiet, settings, wire
+from service import patches, promotion, quiet, settings, wire
 from service.contract import FEATURE_NAMES
 from service.explain import Explainer
 from service.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
 from service.lifecycle import die_with_parent, mark_server
-from service.patches import cancel_request_timers
 from service.predictor import Predictor
 
-cancel_request_timers()  # see service/patches.py: a BentoML timer per request stalled workers for GC
+try:  # service/patches.py: a timer per request stalled workers for GC; session refreshes dropped calls
+    patches.apply()
+except patches.PatchMismatchError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 MODEL_TAG = promotion.default_tag(settings.model_tag())  # the promoted model unless one is named
 
 
