@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from pipeline.errors import PackagingError
@@ -101,10 +102,25 @@ def build(bento_tag: str, image_tags: list[str], labels: dict[str, str], log: Pa
     with open(log, "a") as sink:
         sink.write(f"$ DOCKER_BUILDKIT={env['DOCKER_BUILDKIT']} {' '.join(command)}\n")
         sink.flush()
-        done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, env=env, check=False)
+        done = subprocess.run(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=env, check=False, cwd=_temporary_root(env)
+        )
     missing = [tag for tag in image_tags if docker("image", "inspect", tag).returncode != 0]
     if done.returncode != 0 or missing:  # bentoml containerize can exit 0 after a failed build
         raise PackagingError(f"the image build of {bento_tag} failed{failed_step(log)}; full build log: {log}")
+
+
+def _temporary_root(env: dict[str, str]) -> str:
+    """Where `bentoml containerize` must run. BentoML 1.4.40 copies the Bento into a temporary folder and
+    then refuses its own copy of our Dockerfile template as "outside of current working directory"
+    (``resolve_user_filepath(..., secure=True)``): run it from the temporary root, with BENTOML_HOME
+    made absolute so the store is still found from there."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    env["BENTOML_HOME"] = str(Path(BentoMLContainer.bentoml_home.get()).resolve())
+    root = Path(tempfile.gettempdir()).resolve()
+    env["TMPDIR"] = str(root)
+    return str(root)
 
 
 def failed_step(log: Path) -> str:

@@ -113,16 +113,20 @@ def test_a_missing_base_image_is_one_sentence_saying_how_to_get_it(tmp_path: Pat
 
 
 def test_a_failed_build_step_names_the_step_and_the_full_log(tmp_path: Path, pipeline_run: PipelineRun) -> None:
-    """A real Bento whose Dockerfile template fails on purpose, built by the real engine."""
-    template = tmp_path / "failing.j2"
+    """A real Bento whose Dockerfile template fails on purpose, built by the real engine. The template
+    lies in the build context (BentoML 1.4.40 refuses a template outside it), in the ignored build/."""
+    version = f"failing{secrets.token_hex(4)}"
+    template = ROOT / "build" / f"{version}.j2"
+    template.parent.mkdir(exist_ok=True)
     template.write_text("FROM {{ __base_image__ }}\nRUN echo failing-on-purpose && false\n")
     bentofile = tmp_path / "bentofile.yaml"
-    bentofile.write_text((ROOT / "bentofile.yaml").read_text().replace("deploy/docker/Dockerfile.j2", str(template)))
-    version = f"failing{secrets.token_hex(4)}"
+    relative = template.relative_to(ROOT).as_posix()
+    bentofile.write_text((ROOT / "bentofile.yaml").read_text().replace("deploy/docker/Dockerfile.j2", relative))
     tag = f"admissions_api:{version}"
     build = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--name", "admissions_api",
              "--version", version, "--arg", f"model_tag={pipeline_run.model_tag}", str(ROOT)]  # fmt: skip
     done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True, check=False)
+    template.unlink()
     assert done.returncode == 0, done.stderr[-2000:]
     log = tmp_path / "build.log"
     try:
