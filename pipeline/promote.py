@@ -193,7 +193,8 @@ class PromoteModel(PipelineTask):
         by = f"pipeline run (PromoteModel {self.task_id})"
         sentences = [check.says for check in checks]
         if not failed or champion == tag:  # the champion already (a store from before verdicts were kept)
-            verdict, kind, reason = PROMOTED, "gate", "passed the promotion gate"
+            asked = f" (FORCE_PROMOTE was given: {self.force_promote})" if self.force_promote else ""
+            verdict, kind, reason = PROMOTED, "gate", f"passed the promotion gate{asked}"
         elif self.force_promote:
             verdict, kind, reason = FORCED, "forced", self.force_promote
         elif {check.name for check in failed} == {"reference_vs_champion"}:  # sound, just not better

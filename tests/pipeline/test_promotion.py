@@ -169,7 +169,8 @@ def test_the_way_back_forced_no_op_rerun_force_again_rollback(store: Store, tmp_
     assert back.returncode == 0, back.stderr[-3000:]
     assert "ran:      PromoteModel, ReportRun" in back.stderr
     assert f"champion: {good} (this run's model)" in back.stderr
-    assert aliases(store.home)["moves"][-1]["kind"] == "gate"  # it passes the gate on its own
+    last = aliases(store.home)["moves"][-1]
+    assert last["kind"] == "gate" and "good data again" in last["reason"]  # it passes on its own; the ask is kept
 
     # Rollback returns to the garbage model (the one it replaced); a second goes further back.
     rolled = python(store.home, "-m", "pipeline", "rollback", "--reason", "checking rollback")
