@@ -41,16 +41,6 @@ class Check:
         return asdict(self)
 
 
-def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(actual) - np.asarray(predicted)) ** 2)))
-
-
-def r2(actual: np.ndarray, predicted: np.ndarray) -> float:
-    actual = np.asarray(actual)
-    total = float(np.sum((actual - actual.mean()) ** 2))
-    return 1.0 - float(np.sum((actual - np.asarray(predicted)) ** 2)) / total if total else float("nan")
-
-
 def floors(name: str, where: str, r2_: float, rmse_: float, mean_rmse: float, min_r2: float, max_ratio: float) -> Check:
     """R^2 at least ``min_r2`` and RMSE at most ``max_ratio`` of the mean-predictor's RMSE."""
     ratio = rmse_ / mean_rmse if mean_rmse else float("inf")

@@ -95,10 +95,9 @@ def registered_model(tag: str) -> bentoml.Model:
     try:
         return bentoml.models.get(tag)
     except NotFound:
-        if tag.split(":", maxsplit=1)[-1] in promotion.ALIASES:
-            raise PackagingError(
-                f"no model is {tag.rsplit(':', maxsplit=1)[-1]} in this store yet (`make aliases`)"
-            ) from None
+        version = tag.rsplit(":", maxsplit=1)[-1]
+        if version in promotion.ALIASES:
+            raise PackagingError(f"no model is {version} in this store yet (`make aliases`)") from None
         existing = [str(m.tag) for m in sorted(bentoml.models.list(MODEL_NAME), key=lambda m: m.creation_time)]
         raise unknown("registered model", tag, existing[::-1], "`make register` registers one") from None
 

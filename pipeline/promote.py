@@ -37,8 +37,8 @@ from luigi.util import inherits
 from pipeline.card import CARD_FILE, gate_section
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
-from pipeline.gate import Check, against_champion, behaviour, champion_on_new_labels, coverage, data_shift, floors, r2
-from pipeline.gate import rmse as rmse_of
+from pipeline.evaluate import scores
+from pipeline.gate import Check, against_champion, behaviour, champion_on_new_labels, coverage, data_shift, floors
 from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
 from pipeline.profile import PROFILE_FILE
 from pipeline.provenance import write_json
@@ -128,8 +128,8 @@ class PromoteModel(PipelineTask):
         model = bentoml.sklearn.load_model(self.model_tag)
         features = reference.drop(columns=TARGET.name)
         actual = reference[TARGET.name].to_numpy()
-        predicted = to_chance(model.predict(features))
-        mean_rmse = rmse_of(actual, np.full_like(actual, train[TARGET.name].mean()))
+        on_reference = scores(actual, to_chance(model.predict(features)))
+        mean_rmse = scores(actual, np.full_like(actual, train[TARGET.name].mean()))["rmse"]
         selection = json.loads((self.input_dir("selection") / SELECTION_FILE).read_text())
         cv = selection["metrics"]["cv"]
         intervals = json.loads((self.input_dir("intervals") / INTERVALS_FILE).read_text())
@@ -139,8 +139,8 @@ class PromoteModel(PipelineTask):
             floors(
                 "reference_floors",
                 "reference set",
-                r2(actual, predicted),
-                rmse_of(actual, predicted),
+                on_reference["r2"],
+                on_reference["rmse"],
                 mean_rmse,
                 *limits,
             ),
@@ -151,9 +151,7 @@ class PromoteModel(PipelineTask):
             coverage(intervals["coverage"]["cv"][f"{level:g}"]["coverage"], level, self.gate_coverage_tolerance),
         ]
         if champion and champion != self.model_tag:
-            checks += self.against(
-                champion, reference, train, load_frame(data_dir, TEST_FILE), rmse_of(actual, predicted)
-            )
+            checks += self.against(champion, reference, train, load_frame(data_dir, TEST_FILE), on_reference["rmse"])
         return checks
 
     def against(
@@ -163,7 +161,7 @@ class PromoteModel(PipelineTask):
         model = bentoml.models.get(champion)
         fitted = bentoml.sklearn.load_model(champion)
         actual = reference[TARGET.name].to_numpy()
-        champion_rmse = rmse_of(actual, to_chance(fitted.predict(reference.drop(columns=TARGET.name))))
+        champion_rmse = scores(actual, to_chance(fitted.predict(reference.drop(columns=TARGET.name))))["rmse"]
         checks = [against_champion(candidate_rmse, champion_rmse, champion, self.gate_reference_tolerance)]
         profile_path = Path(model.path) / PROFILE_FILE
         if profile_path.is_file():
@@ -173,7 +171,7 @@ class PromoteModel(PipelineTask):
         metrics: Any = model.info.metadata["metrics"]
         recorded = float(metrics["test"]["rmse"])
         new = pd.concat([train, test])
-        new_rmse = rmse_of(new[TARGET.name].to_numpy(), to_chance(fitted.predict(new.drop(columns=TARGET.name))))
+        new_rmse = scores(new[TARGET.name].to_numpy(), to_chance(fitted.predict(new.drop(columns=TARGET.name))))["rmse"]
         checks.append(champion_on_new_labels(new_rmse, recorded, champion, self.gate_max_label_error_ratio))
         return checks
 

@@ -38,6 +38,19 @@ def roomy(pipeline_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -
         server.stop()
 
 
+def _abandon_uploads(url: str, token: str, count: int) -> None:
+    """``count`` clients each send a CSV body that takes ~3 s to read (every cell wrong) and hang up."""
+    slow = (",".join(FEATURE_NAMES) + "\n" + "x,x,x,x,x,x,x\n" * 400_000).encode()[: 64 * CSV_ROWS]
+    host, port = url.removeprefix("http://").split(":")
+    for _ in range(count):
+        with socket.create_connection((host, int(port))) as sock:
+            head = (
+                f"POST /predict_batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: text/csv\r\nContent-Length: {len(slow)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + slow)
+
+
 def _post_csv(url: str, body: bytes, token: str) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
     return requests.post(url, data=body, headers=headers, timeout=120)
@@ -87,15 +100,7 @@ def test_a_client_that_leaves_does_not_keep_its_body_being_read(roomy: Service) 
     reading them, so the next client's body (through the same parse pool) is answered long before the
     ~12 s per worker that reading all of them would take."""
     token = roomy.token()
-    slow = (",".join(FEATURE_NAMES) + "\n" + "x,x,x,x,x,x,x\n" * 400_000).encode()[: 64 * CSV_ROWS]
-    host, port = roomy.url.removeprefix("http://").split(":")
-    for _ in range(8):
-        with socket.create_connection((host, int(port))) as sock:
-            head = (
-                f"POST /predict_batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                f"Content-Type: text/csv\r\nContent-Length: {len(slow)}\r\n\r\n"
-            )
-            sock.sendall(head.encode() + slow)
+    _abandon_uploads(roomy.url, token, 8)
     time.sleep(0.5)
     good = (",".join(FEATURE_NAMES) + "\n" + "320,110,4,4.5,4.0,9.1,1\n" * 300).encode()  # > 4 KiB: the pool
     started = time.monotonic()
@@ -211,16 +216,7 @@ def test_sigterm_stops_the_server_at_once_after_clients_left_mid_body(
     env = service_env(pipeline_run, tmp_path, ADMISSIONS_MAX_CSV_BATCH_SIZE=str(CSV_ROWS))
     server = Server(env, tmp_path / "serve.log").start()
     try:
-        token = Service(server.url, env, pipeline_run.model_tag, server).token()
-        slow = (",".join(FEATURE_NAMES) + "\n" + "x,x,x,x,x,x,x\n" * 400_000).encode()[: 64 * CSV_ROWS]
-        host, port = server.url.removeprefix("http://").split(":")
-        for _ in range(4):
-            with socket.create_connection((host, int(port))) as sock:
-                head = (
-                    f"POST /predict_batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                    f"Content-Type: text/csv\r\nContent-Length: {len(slow)}\r\n\r\n"
-                )
-                sock.sendall(head.encode() + slow)
+        _abandon_uploads(server.url, Service(server.url, env, pipeline_run.model_tag, server).token(), 4)
         time.sleep(2)  # the bodies are read and their parses abandoned
         assert server.process is not None
         os.killpg(server.process.pid, signal.SIGTERM)
