@@ -106,7 +106,7 @@ test: $(ENV_STAMP) ## run the test suite (pytest; PYTEST_ADDOPTS passes options)
 lint: $(ENV_STAMP) ## ruff (lint and format check) and mypy
 	$(ENV)/bin/ruff check .
 	$(ENV)/bin/ruff format --check .
-	$(ENV)/bin/mypy pipeline service scripts
+	$(ENV)/bin/mypy core pipeline service scripts
 
 format: $(ENV_STAMP) ## apply ruff's fixes and formatting
 	$(ENV)/bin/ruff check --fix .
@@ -135,7 +135,7 @@ serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) with the promoted mo
 	$(PY) -m bentoml serve service.api:AdmissionsAPI --host $(SERVE_HOST) --port $(PORT)
 
 openapi: $(ENV_STAMP) ## regenerate docs/openapi.yaml (what /docs.json serves with the default settings)
-	$(PY) -m service.openapi > docs/openapi.yaml
+	$(PY) scripts/write_openapi.py docs/openapi.yaml
 
 users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (password from stdin)
 	@test -n "$(NAME)" || { echo "usage: make users-add NAME=alice" >&2; exit 2; }

@@ -24,11 +24,12 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service import auth, promotion, settings
-from service.contract import FEATURE_NAMES, Applicant
+from core.contract import FEATURE_NAMES
+from core.intervals import IntervalTable
+from service import auth, settings
 from service.errors import AuthenticationError
-from service.intervals import IntervalTable
 from service.predictor import Predictor
+from service.schemas import Applicant
 
 
 def load() -> tuple[auth.TokenPolicy, Predictor, IntervalTable]:
@@ -36,7 +37,7 @@ def load() -> tuple[auth.TokenPolicy, Predictor, IntervalTable]:
 
     loaded = settings.load()
     policy = auth.TokenPolicy(loaded.jwt_secret, loaded.issuer, loaded.audience, loaded.token_lifetime_s)
-    model = bentoml.models.get(promotion.default_tag(settings.model_tag()))
+    model = bentoml.models.get(settings.served_model_tag())
     return policy, Predictor.from_store(model), IntervalTable.from_metadata(model.info.metadata)
 
 

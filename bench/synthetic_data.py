@@ -21,8 +21,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.contract import FEATURES, TARGET  # noqa: E402
 from pipeline.data import COLUMNS, read_raw  # noqa: E402
-from service.contract import FEATURES, TARGET  # noqa: E402
 
 VENDORED = ROOT / "data" / "Admission_Predict_Ver1.1.csv"
 # Defects that each break one rule of the contract: (column, raw text).

@@ -7,11 +7,14 @@ explains each section.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from service.contract import FEATURES, TARGET
+from core.contract import FEATURES, TARGET
 
-CARD_FILE = "model_card.md"
+if TYPE_CHECKING:  # the stage modules import this one
+    from pipeline.explain import GlobalView
+    from pipeline.intervals import Intervals
+    from pipeline.selection import Selection
 
 
 def _range(spec: Any) -> str:
@@ -34,13 +37,14 @@ def _coverage_rows(coverage: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _global_lines(view: dict[str, Any]) -> str:
+def _global_lines(view: GlobalView) -> str:
     """Coefficients for linear models, then permutation importance for any model (docs/model-card.md)."""
     parts = []
-    if view.get("coefficients"):
+    coefficients = view.get("coefficients")
+    if coefficients:
         lines = [
             f"- {c['feature']}: {c['per_unit']:+.4f} per {c['unit']} ({c['per_std']:+.4f} per standard deviation)"
-            for c in view["coefficients"]
+            for c in coefficients
         ]
         parts.append("Coefficients (change in the predicted chance, other features held fixed):\n\n" + "\n".join(lines))
     ranked = sorted(view["importances"], key=lambda i: -i["rmse_increase"])
@@ -52,9 +56,9 @@ def _global_lines(view: dict[str, Any]) -> str:
 def model_card(
     tag: str,
     manifest: dict[str, Any],
-    selection: dict[str, Any],
-    intervals: dict[str, Any],
-    view: dict[str, Any],
+    selection: Selection,
+    intervals: Intervals,
+    view: GlobalView,
     data: dict[str, Any],
 ) -> str:
     """The card's Markdown text from the run's own records (no free text but the fixed sections)."""

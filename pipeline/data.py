@@ -13,10 +13,10 @@ import luigi
 import numpy as np
 import pandas as pd
 
+from core.contract import FEATURES, TARGET
 from pipeline.errors import DataError
 from pipeline.reference import DEFAULT_REFERENCE, REFERENCE_FILE, load_reference, overlap, without_reference
 from pipeline.task import UNREADABLE, PipelineTask
-from service.contract import FEATURES, TARGET
 
 COLUMNS = tuple(spec.name for spec in (*FEATURES, TARGET))
 DROPPED = ("serial_no",)

@@ -6,7 +6,7 @@ PipelineError
 ├── LineageError       a model tag is unknown or its lineage cannot be followed
 └── PromotionRefusedError   the promotion gate refused a registered model (it stays in the store)
 
-The command line prints these as one line without a traceback (see ``pipeline.cli``).
+The command line prints these as one line without a traceback (see ``pipeline.cli.main``).
 """
 
 

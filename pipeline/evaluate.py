@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import luigi
 import numpy as np
 import pandas as pd
 from luigi.util import inherits
 
+from core.contract import to_chance
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import plot_predictions
 from pipeline.provenance import write_json
 from pipeline.scale import cv_rows
 from pipeline.task import PipelineTask
 from pipeline.train import PRIORITY, TrainModel, load_model
-from service.contract import to_chance
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 METRICS_FILE, PREDICTIONS_FILE = "metrics.json", "test_predictions.csv"
+
+
+class Metrics(TypedDict):
+    """metrics.json: a candidate's repeated-CV scores on the training split and its held-out scores."""
+
+    candidate: str
+    cv: dict[str, Any]  # rmse, r2, ... with their spread over folds
+    test: dict[str, float]
+    test_prediction_range: list[float]
+
+
+def load_metrics(folder: Path) -> Metrics:
+    """The metrics EvaluateModel wrote into ``folder``."""
+    metrics: Metrics = json.loads((folder / METRICS_FILE).read_text())
+    return metrics
 
 
 def scores(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -80,7 +96,7 @@ def evaluate(
     train_features, train_target = load_split(data_dir, TRAIN_FILE)
     test_features, test_target = load_split(data_dir, TEST_FILE)
     predicted = to_chance(model.predict(test_features))
-    metrics = {
+    metrics: Metrics = {
         "candidate": candidate,
         "cv": cross_validate(model, train_features, train_target, folds, repeats, seed, jobs),
         "test": scores(test_target, predicted),

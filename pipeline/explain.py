@@ -12,21 +12,23 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import luigi
 import numpy as np
 import pandas as pd
 from luigi.util import inherits
 
+from core.contract import FEATURE_NAMES, FEATURES, to_chance
+from core.linear import affine_form
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import PLOT_META
 from pipeline.provenance import write_json
 from pipeline.selection import SelectModel
 from pipeline.task import PipelineTask
 from pipeline.train import load_model
-from service.contract import FEATURE_NAMES, FEATURES, to_chance
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -47,9 +49,7 @@ _GRID = 21
 
 def coefficients(model: Pipeline, features: pd.DataFrame) -> list[dict[str, Any]] | None:
     """Per-unit and per-standard-deviation effects of a linear model; None for other models."""
-    from service.predictor import Predictor
-
-    affine = Predictor(model, "explain").affine
+    affine = affine_form(model)
     if affine is None:
         return None
     weights, _ = affine
@@ -93,7 +93,7 @@ def partial_dependence(model: Pipeline, features: pd.DataFrame, name: str) -> di
     return {"grid": [float(v) for v in grid], "chance": means}
 
 
-def plot_global(view: dict[str, Any], path: Path) -> None:
+def plot_global(view: GlobalView, path: Path) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(11, 3.6), dpi=80)
@@ -113,11 +113,27 @@ def plot_global(view: dict[str, Any], path: Path) -> None:
     figure.savefig(path, metadata=PLOT_META)
 
 
+class GlobalView(TypedDict):
+    """global.json: how the model behaves overall (coefficients or importances, partial dependence) and
+    the training means that per-prediction explanations start from."""
+
+    coefficients: list[dict[str, Any]] | None
+    importances: list[dict[str, Any]]
+    partial_dependence: dict[str, dict[str, list[float]]]
+    feature_means: dict[str, float]
+
+
+def load_global_view(folder: Path) -> GlobalView:
+    """The view ExplainModel wrote into ``folder``."""
+    view: GlobalView = json.loads((folder / GLOBAL_FILE).read_text())
+    return view
+
+
 def explain(selection_dir: Path, data_dir: Path, folder: Path, seed: int) -> dict[str, Any]:
     model = load_model(selection_dir)
     features, _ = load_split(data_dir, TRAIN_FILE)
     test_features, test_target = load_split(data_dir, TEST_FILE)
-    view = {
+    view: GlobalView = {
         "coefficients": coefficients(model, features),
         "importances": importances(model, test_features, test_target, seed),
         "partial_dependence": {name: partial_dependence(model, features, name) for name in PD_FEATURES},

@@ -4,7 +4,7 @@ Calibration (MAPIE's ``CrossConformalRegressor``, method ``base``, absolute resi
 half-width at each level is the conformal quantile of out-of-fold absolute residuals on the training
 split, so every residual comes from a model that did not train on that row. The served model is the
 one fitted on the whole training split, so an interval is ``chance +- half-width``, clipped to [0, 1]
-(service/intervals.py): the half-widths are stored as plain numbers with the model.
+(core/intervals.py): the half-widths are stored as plain numbers with the model.
 
 Coverage is measured, never assumed: on the held-out split (rows neither the model nor the calibration
 saw), and by repeated k-fold CV (each outer fold calibrated on its own training rows only).
@@ -12,21 +12,22 @@ saw), and by repeated k-fold CV (each outer fold calibrated on its own training 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import luigi
 import numpy as np
 import pandas as pd
 from luigi.util import inherits
 
+from core.contract import to_chance
+from core.intervals import IntervalTable
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.provenance import write_json
 from pipeline.selection import SelectModel
 from pipeline.task import PipelineTask
 from pipeline.train import load_model
-from service.contract import to_chance
-from service.intervals import IntervalTable
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -118,6 +119,22 @@ def by_decile(frame: pd.DataFrame, level: float = DEFAULT_LEVEL) -> list[dict[st
     ]
 
 
+class Intervals(TypedDict):
+    """intervals.json: the half-width per level, the default level, and coverage measured three ways."""
+
+    method: str
+    half_widths: dict[str, float]  # level (as text, e.g. "0.9") -> half-width
+    default_level: float
+    calibration_rows: int
+    coverage: dict[str, Any]  # held_out, cv, cv_by_decile and their row counts
+
+
+def load_intervals(folder: Path) -> Intervals:
+    """The intervals CalibrateIntervals wrote into ``folder``."""
+    intervals: Intervals = json.loads((folder / INTERVALS_FILE).read_text())
+    return intervals
+
+
 def calibrate(
     selection_dir: Path, data_dir: Path, folder: Path, folds: int, repeats: int, seed: int, jobs: int
 ) -> dict[str, Any]:
@@ -129,7 +146,7 @@ def calibrate(
     out_of_fold = cross_validated(model, features, target, folds, repeats, seed, jobs)
     out_of_fold.to_csv(folder / OUT_OF_FOLD_FILE, index=False, float_format="%.10g")
     held_out = coverage(table, to_chance(model.predict(test_features)), test_target)
-    intervals = {
+    intervals: Intervals = {
         "method": "MAPIE CrossConformalRegressor (method=base, absolute residuals, "
         f"{CALIBRATION_FOLDS}-fold on the training split); served as chance +- half-width, clipped to [0, 1]",
         "half_widths": {f"{level:g}": width for level, width in widths.items()},

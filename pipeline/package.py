@@ -15,20 +15,26 @@ import luigi
 from bentoml.exceptions import NotFound
 from luigi.util import inherits
 
+from core import aliases
+from core.artefact import MODEL_NAME
 from pipeline import container
 from pipeline.errors import PackagingError, PromotionRefusedError
 from pipeline.promote import FORCED, PROMOTED, PromoteModel, load_decision
 from pipeline.provenance import PROJECT_ROOT, git_state, sha256_file, write_json
-from pipeline.register import MODEL_NAME
 from pipeline.report import ReportRun
 from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask, StoreTask
-from service import promotion
 
 logger = logging.getLogger("pipeline.package")
 BENTO_NAME = "admissions_api"
 # What goes into the Bento besides the model: a change here must give a new Bento.
-_BUILD_INPUTS = ("bentofile.yaml", "requirements/service.txt", "service/*.py", "deploy/docker/Dockerfile.j2")
+BUILD_INPUTS = (
+    "bentofile.yaml",
+    "requirements/service.txt",
+    "core/*.py",
+    "service/**/*.py",
+    "deploy/docker/Dockerfile.j2",
+)
 IMAGE_FILE = "image.json"
 LATEST_IMAGE = f"{BENTO_NAME}:latest"  # what `make run-docker` runs unless told otherwise
 LABEL = "org.graduate-admissions"  # prefix of the image's own labels (OCI's are org.opencontainers.image.*)
@@ -38,7 +44,7 @@ _LISTED = 8  # existing tags named in an "unknown tag" error
 
 def build_inputs_sha256(root: Path = PROJECT_ROOT) -> str:
     digest = hashlib.sha256()
-    for pattern in _BUILD_INPUTS:
+    for pattern in BUILD_INPUTS:
         for path in sorted(root.glob(pattern)):
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(sha256_file(path).encode())
@@ -73,8 +79,8 @@ def full_tag(name: str, value: str) -> str:
     and a model alias (``champion``, ``challenger``) the tag it names, when it names one."""
     tag = value.strip() if ":" in value else f"{name}:{value.strip()}"
     version = tag.split(":", maxsplit=1)[1]
-    if name == MODEL_NAME and version in promotion.ALIASES:
-        return promotion.alias_tag(name, version) or tag
+    if name == MODEL_NAME and version in aliases.ALIASES:
+        return aliases.alias_tag(name, version) or tag
     if tag.endswith(":latest"):
         lookup = bentoml.models.get if name == MODEL_NAME else bentoml.get
         try:
@@ -96,7 +102,7 @@ def registered_model(tag: str) -> bentoml.Model:
         return bentoml.models.get(tag)
     except NotFound:
         version = tag.rsplit(":", maxsplit=1)[-1]
-        if version in promotion.ALIASES:
+        if version in aliases.ALIASES:
             raise PackagingError(f"no model is {version} in this store yet (`make aliases`)") from None
         existing = [str(m.tag) for m in sorted(bentoml.models.list(MODEL_NAME), key=lambda m: m.creation_time)]
         raise unknown("registered model", tag, existing[::-1], "`make register` registers one") from None
@@ -244,7 +250,7 @@ class Containerize(PipelineTask):
         follows the champion), else ``[]`` and why not."""
         if not self.tag_latest:
             return [], f"not tagged {LATEST_IMAGE}: --tag-latest false"
-        champion = promotion.promoted_tag(MODEL_NAME)
+        champion = aliases.promoted_tag(MODEL_NAME)
         if model_tag != champion:
             return [], f"not tagged {LATEST_IMAGE}: its model {model_tag} is not the champion ({champion or 'none'})"
         return [LATEST_IMAGE], ""

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PROFILE_FILE = "training_profile.json"
 _DECILES = np.linspace(0.1, 0.9, 9)
 _FLOOR = 1e-4  # an empty bin's share, so that ln(new / old) stays finite
 

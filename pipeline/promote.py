@@ -9,7 +9,7 @@ Every check is judged on ground the new raw file cannot move (pipeline/gate.py h
 - **the data against the champion's**: each column against the champion's training profile (PSI), and
   the champion's error on the new labels against its own recorded held-out error.
 
-The verdict is recorded in the store's alias record (service/promotion.py) and in decision.json:
+The verdict is recorded in the store's alias record (service/aliases.py) and in decision.json:
 - passed: the model becomes ``champion``;
 - refused only because it did not beat the champion on the reference set: it becomes ``challenger``
   (kept for comparison, never served by default);
@@ -34,21 +34,22 @@ import numpy as np
 import pandas as pd
 from luigi.util import inherits
 
-from pipeline.card import CARD_FILE, gate_section
+from core import aliases
+from core.artefact import CARD_FILE, MODEL_NAME, PROFILE_FILE
+from core.contract import TARGET, to_chance
+from pipeline import alias_moves
+from pipeline.card import gate_section
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import scores
 from pipeline.gate import Check, against_champion, behaviour, champion_on_new_labels, coverage, data_shift, floors
-from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
-from pipeline.profile import PROFILE_FILE
+from pipeline.intervals import CalibrateIntervals, load_intervals
 from pipeline.provenance import write_json
 from pipeline.reference import REFERENCE_FILE, overlap
-from pipeline.register import MODEL_NAME, RegisterModel
-from pipeline.selection import SELECTION_FILE, SelectModel
+from pipeline.register import RegisterModel
+from pipeline.selection import SelectModel, load_selection
 from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask
-from service import promotion
-from service.contract import TARGET, to_chance
 
 DECISION_FILE = "decision.json"
 PROMOTED, CHALLENGER, REFUSED, FORCED = "promoted", "challenger", "refused", "forced"
@@ -109,10 +110,10 @@ class PromoteModel(PipelineTask):
         that verdict (artefacts shared by two stores), and a forced promotion asked for is done."""
         if not super().complete() or not StoreTarget(self.model_tag, bentoml.models.get).exists():
             return False
-        recorded = promotion.decision(self.model_tag)
+        recorded = aliases.decision(self.model_tag)
         if recorded is None or recorded.get("at") != load_decision(Path(self.output().path)).get("at"):
             return False
-        return not self.force_promote or promotion.promoted_tag(MODEL_NAME) == self.model_tag
+        return not self.force_promote or aliases.promoted_tag(MODEL_NAME) == self.model_tag
 
     def run(self) -> None:
         shutil.rmtree(self.output().path, ignore_errors=True)  # another store's verdict, or one to force past
@@ -130,9 +131,9 @@ class PromoteModel(PipelineTask):
         actual = reference[TARGET.name].to_numpy()
         on_reference = scores(actual, to_chance(model.predict(features)))
         mean_rmse = scores(actual, np.full_like(actual, train[TARGET.name].mean()))["rmse"]
-        selection = json.loads((self.input_dir("selection") / SELECTION_FILE).read_text())
+        selection = load_selection(self.input_dir("selection"))
         cv = selection["metrics"]["cv"]
-        intervals = json.loads((self.input_dir("intervals") / INTERVALS_FILE).read_text())
+        intervals = load_intervals(self.input_dir("intervals"))
         level = float(intervals["default_level"])
         limits = (self.gate_min_r2, self.gate_max_rmse_ratio)
         checks = [
@@ -176,8 +177,8 @@ class PromoteModel(PipelineTask):
         return checks
 
     def produce(self, folder: Path) -> dict[str, Any]:
-        recorded = promotion.decision(self.model_tag)
-        forcing = bool(self.force_promote) and promotion.promoted_tag(MODEL_NAME) != self.model_tag
+        recorded = aliases.decision(self.model_tag)
+        forcing = bool(self.force_promote) and aliases.promoted_tag(MODEL_NAME) != self.model_tag
         decision = recorded if recorded is not None and not forcing else self.judge()
         write_json(folder / DECISION_FILE, decision)
         return {"promotion": {key: decision[key] for key in ("model_tag", "verdict", "outcome", "at", "reason")}}
@@ -185,7 +186,7 @@ class PromoteModel(PipelineTask):
     def judge(self) -> dict[str, Any]:
         """Run the checks, move an alias if the verdict says so, record the verdict in the store."""
         tag = self.model_tag
-        champion = promotion.promoted_tag(MODEL_NAME)
+        champion = aliases.promoted_tag(MODEL_NAME)
         checks = self.checks(champion)
         failed = [check for check in checks if not check.passed]
         by = f"pipeline run (PromoteModel {self.task_id})"
@@ -205,7 +206,7 @@ class PromoteModel(PipelineTask):
             "verdict": verdict,
             "checks": [check.as_dict() for check in checks],
             "failed": [check.says for check in failed],
-            "at": promotion.now(),
+            "at": alias_moves.now(),
             "by": by,
             "reason": self.force_promote or None,
         }
@@ -220,19 +221,19 @@ class PromoteModel(PipelineTask):
         if champion == tag:
             decision["outcome"] = "already champion"
         elif verdict in (PROMOTED, FORCED):
-            promotion.move(
-                tag, promotion.CHAMPION, kind=kind, reason=reason, by=by, checks=sentences, model_folder=model_folder
+            alias_moves.move(
+                tag, aliases.CHAMPION, kind=kind, reason=reason, by=by, checks=sentences, model_folder=model_folder
             )
             first = "the first model of this store, " if champion is None else ""
             decision["outcome"] = (
                 f"champion: {first}{'forced past the gate' if verdict == FORCED else 'passed the gate'}"
             )
         elif verdict == CHALLENGER:
-            promotion.move(tag, promotion.CHALLENGER, kind=kind, reason=reason, by=by, checks=sentences)
+            alias_moves.move(tag, aliases.CHALLENGER, kind=kind, reason=reason, by=by, checks=sentences)
             decision["outcome"] = f"challenger: passed its own checks, not the champion's ({champion} stays champion)"
         else:
             decision["outcome"] = "refused"
-        promotion.record_decision(tag, decision)
+        alias_moves.record_decision(tag, decision)
         write_card_gate(model_folder, decision)
         return decision
 

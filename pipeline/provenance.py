@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The code whose change must change results: the pipeline, the shared feature contract, the interval arithmetic.
-_CODE_FILES = ("pipeline/*.py", "service/contract.py", "service/intervals.py")
+# The code whose change must change results: the pipeline's stage modules (not its command-line tools in
+# pipeline/cli/, which only read and present) and the kernel both sides stand on. The service is not in it.
+CODE_FILES = ("pipeline/*.py", "core/*.py")
 _LIBRARIES = ("luigi", "bentoml", "scikit-learn", "numpy", "pandas", "pydantic", "joblib", "matplotlib", "mapie")
 MANIFEST_NAME = "manifest.json"
 
@@ -38,15 +39,19 @@ def sha256_tree(path: Path) -> str:
 
 @functools.cache
 def code_version() -> str:
-    """A short hash of the code that shapes results; it goes into every task id.
+    """A short hash of the code that shapes results (:data:`CODE_FILES`); it goes into every task id.
 
     Hashing the files (not asking git) means an uncommitted edit changes task ids too, and a
     tarball without .git still gets a version.
     """
+    return code_version_of(PROJECT_ROOT)
+
+
+def code_version_of(root: Path) -> str:
     digest = hashlib.sha256()
-    for pattern in _CODE_FILES:
-        for path in sorted(PROJECT_ROOT.glob(pattern)):
-            digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+    for pattern in CODE_FILES:
+        for path in sorted(root.glob(pattern)):
+            digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.contract import FEATURE_NAMES
 from pipeline.errors import DataError
 from pipeline.provenance import PROJECT_ROOT
-from service.contract import FEATURE_NAMES
 
 DEFAULT_REFERENCE = str(PROJECT_ROOT / "data" / "reference.csv")  # found from any working directory
 REFERENCE_FILE = "reference.csv"  # in PrepareData's folder: the validated reference rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +10,18 @@ import bentoml
 import luigi
 from luigi.util import inherits
 
-from pipeline.card import CARD_FILE, model_card
+from core.artefact import CARD_FILE, EXPLAINER_KEY, INTERVALS_KEY, LINEAGE_FILE, MODEL_NAME, PROFILE_FILE
+from core.contract import TARGET
+from pipeline.card import model_card
 from pipeline.data import TRAIN_FILE, PrepareData, load_split
-from pipeline.explain import GLOBAL_FILE, ExplainModel
-from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
-from pipeline.profile import PROFILE_FILE, profile
+from pipeline.explain import ExplainModel, load_global_view
+from pipeline.intervals import CalibrateIntervals, load_intervals
+from pipeline.profile import profile
 from pipeline.provenance import read_manifest, write_json
-from pipeline.selection import SELECTION_FILE, SelectModel
+from pipeline.selection import Selection, SelectModel, load_selection
 from pipeline.stores import StoreTarget
 from pipeline.task import StoreTask
 from pipeline.train import estimator_parameters, load_model
-from service.contract import TARGET
-
-MODEL_NAME = "admissions"
-LINEAGE_FILE = "lineage.json"  # in the model's folder: every upstream manifest
 
 
 def collect_lineage(*folders: Path) -> list[dict[str, Any]]:
@@ -41,7 +38,7 @@ def collect_lineage(*folders: Path) -> list[dict[str, Any]]:
     return chain
 
 
-def labels_for(manifest: dict[str, Any], selection: dict[str, Any]) -> dict[str, str]:
+def labels_for(manifest: dict[str, Any], selection: Selection) -> dict[str, str]:
     """Store labels (strings only) that let `bentoml models list` trace a model to its run."""
     params = manifest["parameters"]
     return {
@@ -79,9 +76,9 @@ def readable(value: Any) -> Any:
 def register(tag: str, inputs: dict[str, Path], manifest: dict[str, Any]) -> bentoml.Model:
     """Save the chosen model with readable metadata (intervals and explainer numbers included); the
     whole lineage and the model card go into files beside it."""
-    selection = json.loads((inputs["selection"] / SELECTION_FILE).read_text())
-    intervals = json.loads((inputs["intervals"] / INTERVALS_FILE).read_text())
-    view = json.loads((inputs["explanation"] / GLOBAL_FILE).read_text())
+    selection = load_selection(inputs["selection"])
+    intervals = load_intervals(inputs["intervals"])
+    view = load_global_view(inputs["explanation"])
     model = load_model(inputs["selection"])
     short = {key: manifest[key] for key in ("task_family", "task_id", "parameters", "code", "started_at")}
     metadata = {
@@ -89,8 +86,8 @@ def register(tag: str, inputs: dict[str, Path], manifest: dict[str, Any]) -> ben
         "selection_reason": selection["reason"],
         "metrics": readable(selection["metrics"]),
         "hyperparameters": estimator_parameters(model),
-        "intervals": {key: readable(intervals[key]) for key in ("half_widths", "default_level", "coverage")},
-        "explainer": {"feature_means": view["feature_means"]},
+        INTERVALS_KEY: {key: readable(intervals[key]) for key in ("half_widths", "default_level", "coverage")},
+        EXPLAINER_KEY: {"feature_means": view["feature_means"]},
         "manifest": {**short, "lineage_file": LINEAGE_FILE, "card_file": CARD_FILE},
     }
     saved = bentoml.sklearn.save_model(
@@ -124,9 +121,9 @@ def write_extras(model: bentoml.Model, manifest: dict[str, Any], inputs: dict[st
         card = model_card(
             str(model.tag),
             manifest,
-            json.loads((inputs["selection"] / SELECTION_FILE).read_text()),
-            json.loads((inputs["intervals"] / INTERVALS_FILE).read_text()),
-            json.loads((inputs["explanation"] / GLOBAL_FILE).read_text()),
+            load_selection(inputs["selection"]),
+            load_intervals(inputs["intervals"]),
+            load_global_view(inputs["explanation"]),
             read_manifest(inputs["data"]),
         )
         partial = folder / f".{CARD_FILE}.partial"

@@ -20,18 +20,18 @@ import luigi
 import pandas as pd
 from luigi.util import inherits
 
-from pipeline.card import CARD_FILE
+from core.artefact import CARD_FILE, LINEAGE_FILE
+from core.contract import FEATURE_NAMES
 from pipeline.data import TEST_FILE, PrepareData, load_split
-from pipeline.evaluate import PREDICTIONS_FILE, EvaluateModel
-from pipeline.explain import GLOBAL_FILE, GLOBAL_PLOT, ExplainModel, embedded_png
-from pipeline.intervals import INTERVALS_FILE, CalibrateIntervals
+from pipeline.evaluate import PREDICTIONS_FILE, EvaluateModel, Metrics, load_metrics
+from pipeline.explain import GLOBAL_PLOT, ExplainModel, embedded_png, load_global_view
+from pipeline.intervals import CalibrateIntervals, Intervals, load_intervals
 from pipeline.plots import PLOT_META
 from pipeline.promote import PromoteModel, load_decision
 from pipeline.provenance import read_manifest
-from pipeline.register import LINEAGE_FILE, RegisterModel
-from pipeline.selection import SELECTION_FILE, SelectModel
+from pipeline.register import RegisterModel
+from pipeline.selection import SelectModel, load_selection
 from pipeline.task import PipelineTask
-from service.contract import FEATURE_NAMES
 
 REPORT_HTML = "report.html"
 _STYLE = (
@@ -77,7 +77,7 @@ def _png(figure: Any, path: Path) -> str:
     return embedded_png(path)
 
 
-def fold_plot(metrics: dict[str, dict[str, Any]], chosen: str, path: Path) -> str:
+def fold_plot(metrics: dict[str, Metrics], chosen: str, path: Path) -> str:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 3.5), dpi=80)
@@ -121,7 +121,7 @@ def decile_plot(deciles: list[dict[str, Any]], level: float, path: Path) -> str:
     return _png(figure, path)
 
 
-def coverage_table(intervals: dict[str, Any]) -> pd.DataFrame:
+def coverage_table(intervals: Intervals) -> pd.DataFrame:
     cov = intervals["coverage"]
     return pd.DataFrame(
         [
@@ -152,10 +152,10 @@ def gate_html(decision: dict[str, Any]) -> str:
 def render(
     inputs: dict[str, Path], evaluations: dict[str, Path], tag: str, folder: Path, decision: dict[str, Any]
 ) -> str:
-    selection = json.loads((inputs["selection"] / SELECTION_FILE).read_text())
-    intervals = json.loads((inputs["intervals"] / INTERVALS_FILE).read_text())
-    view = json.loads((inputs["explanation"] / GLOBAL_FILE).read_text())
-    metrics = {name: json.loads((path / "metrics.json").read_text()) for name, path in evaluations.items()}
+    selection = load_selection(inputs["selection"])
+    intervals = load_intervals(inputs["intervals"])
+    view = load_global_view(inputs["explanation"])
+    metrics = {name: load_metrics(path) for name, path in evaluations.items()}
     chosen = selection["chosen"]
     columns = ["candidate", "cv_rmse", "cv_rmse_std", "cv_r2", "test_rmse", "test_r2"]
     ranking = pd.DataFrame(selection["ranking"])[columns]

@@ -6,14 +6,14 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import luigi
 import pandas as pd
 
 from pipeline.data import PrepareData
 from pipeline.errors import PipelineError
-from pipeline.evaluate import METRICS_FILE, EvaluateModel
+from pipeline.evaluate import EvaluateModel, Metrics, load_metrics
 from pipeline.plots import plot_comparison
 from pipeline.provenance import write_json
 from pipeline.task import PipelineTask
@@ -26,7 +26,7 @@ RULE = (
 )
 
 
-def rank(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def rank(metrics: dict[str, Metrics]) -> pd.DataFrame:
     """One row per candidate with its CV and test scores, best CV RMSE first."""
     rows = []
     for name, result in metrics.items():
@@ -91,12 +91,28 @@ def report(ranking: pd.DataFrame, chosen: str, reason: str, evaluations: dict[st
     )
 
 
+class Selection(TypedDict):
+    """selection.json: the chosen candidate, why, the rule, its metrics (metrics.json) and the ranking."""
+
+    chosen: str
+    reason: str
+    rule: str
+    metrics: Metrics
+    ranking: list[dict[str, Any]]
+
+
+def load_selection(folder: Path) -> Selection:
+    """The selection SelectModel wrote into ``folder``."""
+    selection: Selection = json.loads((folder / SELECTION_FILE).read_text())
+    return selection
+
+
 def select(evaluations: dict[str, Path], models: dict[str, Path], folder: Path) -> dict[str, Any]:
-    metrics = {name: json.loads((path / METRICS_FILE).read_text()) for name, path in evaluations.items()}
+    metrics = {name: load_metrics(path) for name, path in evaluations.items()}
     ranking = rank(metrics)
     chosen, reason = choose(ranking)
     shutil.copyfile(models[chosen] / MODEL_FILE, folder / MODEL_FILE)
-    selection = {
+    selection: Selection = {
         "chosen": chosen,
         "reason": reason,
         "rule": RULE.format(order=" < ".join(CANDIDATES)),

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 import luigi
 from luigi.util import inherits
 
+from core.contract import FEATURE_NAMES
 from pipeline.data import TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
 from pipeline.provenance import read_manifest, sha256_file
 from pipeline.scale import BOOSTING_MAX_SAMPLES, FOREST_MAX_SAMPLES, at_scale
 from pipeline.task import PipelineTask
-from service.contract import FEATURE_NAMES
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline

@@ -1,6 +1,6 @@
 """Vectorised validation of raw rows against the feature contract, with pandera checks built from it.
 
-The contract is defined once, in ``service/contract.py``: each ``FeatureSpec`` becomes a pandera column
+The contract is defined once, in ``core/contract.py``: each ``FeatureSpec`` becomes a pandera column
 whose checks carry the messages the API's pydantic validation gives for the same value, in the order
 pydantic tries them, so ``rejects.csv`` reads the same whether a row was checked here or by the API.
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from service.contract import FEATURES, TARGET, FeatureSpec
+from core.contract import FEATURES, TARGET, FeatureSpec
 
 if TYPE_CHECKING:
     import pandera.pandas as pa

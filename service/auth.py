@@ -69,7 +69,7 @@ class VerifiedTokens:
     """Tokens already verified, kept with their claims until they expire (the signature and claim
     checks were ~10% of a /predict, py-spy). Only a token that passed :func:`verify_claims` is kept;
     past its ``exp`` it is checked again, and refused. Revocation is checked by the caller on every
-    request (service/middleware.py), so a kept token is never a revoked one."""
+    request (service/middleware/auth.py), so a kept token is never a revoked one."""
 
     MAX_TOKENS = 10_000
 

@@ -3,7 +3,7 @@
 A batch is a table, and checking it one row object at a time (BentoML's pydantic validation of a
 ``{"applicants": [...]}`` body) cost most of a /predict_batch worker's time (py-spy). Here a body is
 parsed by a library made for it (pandas' C CSV reader, orjson) into one array per column, and each
-rule of the contract (service/contract.py FEATURES: type, bounds, step) is checked on a whole column
+rule of the contract (core/contract.py FEATURES: type, bounds, step) is checked on a whole column
 at once.
 
 - CSV: a header naming the seven contract columns (any order), then one applicant per line. Every
@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from service.contract import FEATURE_NAMES, FEATURES, FeatureSpec
+from core.contract import FEATURE_NAMES, FEATURES, FeatureSpec
 from service.errors import InvalidInputError
 from service.offload import Abandon
 

@@ -1,6 +1,6 @@
 """Per-prediction feature contributions, computed on request (``?explain=true``), never on the fast path.
 
-- Linear models (the affine form of service/predictor.py): exactly ``weight x (value - training mean)``
+- Linear models (the affine form of core/linear.py): exactly ``weight x (value - training mean)``
   in the features' own units; the base value is the prediction at the training means.
 - Tree models (random forest, gradient boosting, single trees): each tree's prediction split along the
   path the row takes through it, with scikit-learn's own ``decision_path`` (the path decomposition of
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from service.contract import FEATURE_NAMES
+from core.artefact import EXPLAINER_KEY
+from core.contract import FEATURE_NAMES
 from service.errors import InvalidInputError
 
-METADATA_KEY = "explainer"  # in the model's store metadata: {"feature_means": {name: mean}}
 LINEAR, TREES = "linear: weight x (value - training mean)", "trees: decision-path decomposition (Saabas)"
 
 
@@ -32,7 +32,7 @@ class Explainer:
     """Contributions for (n, 7) rows of one model; built once per model service."""
 
     def __init__(self, pipeline: Any, affine: tuple[np.ndarray, float] | None, metadata: Any) -> None:
-        means = ((metadata or {}).get(METADATA_KEY) or {}).get("feature_means") or {}
+        means = ((metadata or {}).get(EXPLAINER_KEY) or {}).get("feature_means") or {}
         self._linear: tuple[np.ndarray, np.ndarray, float] | None = None
         self._trees: _TreeDecomposition | None = None
         if affine is not None and all(name in means for name in FEATURE_NAMES):

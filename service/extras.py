@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from core.intervals import IntervalTable, UnknownLevelError
 from service.errors import InvalidInputError
-from service.intervals import IntervalTable
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
@@ -55,16 +55,24 @@ class IntervalTables:
         return table if tag in self._tables else None
 
 
+def level(table: IntervalTable, options: Options) -> float | None:
+    """The level to serve; a level the model was not calibrated for is a 400 naming ``interval``."""
+    try:
+        return table.level(options.interval)
+    except UnknownLevelError as exc:
+        raise InvalidInputError(str(exc), field="interval") from None
+
+
 def single_extras(table: IntervalTable, options: Options, chance: float) -> dict[str, Any]:
-    level = table.level(options.interval)
-    if level is None:
+    level_ = level(table, options)
+    if level_ is None:
         return {"interval": None, "interval_level": None}
-    return {"interval": table.pairs(np.array([chance]), level)[0].tolist(), "interval_level": level}
+    return {"interval": table.pairs(np.array([chance]), level_)[0].tolist(), "interval_level": level_}
 
 
 def batch_extras(table: IntervalTable, options: Options, chances: np.ndarray) -> dict[str, Any]:
     """``intervals`` is an (n, 2) array (service.wire.to_json writes arrays as JSON lists)."""
-    level = table.level(options.interval)
-    if level is None:
+    level_ = level(table, options)
+    if level_ is None:
         return {"intervals": None, "interval_level": None}
-    return {"intervals": table.pairs(np.asarray(chances, dtype=np.float64), level), "interval_level": level}
+    return {"intervals": table.pairs(np.asarray(chances, dtype=np.float64), level_), "interval_level": level_}

@@ -22,37 +22,62 @@ from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml.validators import DType, Shape
 from pydantic import Field
 
-from service import patches, promotion, quiet, settings, wire
-from service.contract import FEATURE_NAMES
+from core import aliases
+from core.artefact import CARD_FILE
+from core.contract import FEATURE_NAMES
+from service import patches, quiet, settings, wire
 from service.explain import Explainer
-from service.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
 from service.lifecycle import die_with_parent, mark_server
+from service.middleware.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
 from service.predictor import Predictor
 
-try:  # service/patches.py: a timer per request stalled workers for GC; session refreshes dropped calls
-    patches.apply()
-except patches.PatchMismatchError as exc:
-    print(f"error: {exc}", file=sys.stderr)
-    raise SystemExit(2) from None
-MODEL_TAG = promotion.default_tag(settings.model_tag())  # the promoted model unless one is named
+MODEL_TAG = settings.served_model_tag()  # the promoted model unless one is named
 
 
-def _require_model(tag: str) -> None:
-    """One sentence and exit 2 when the model is not in the store (BentoML would say "No cloud context
-    default found", having tried to download it from BentoCloud)."""
-    try:
-        bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound:
-        home = BentoMLContainer.bentoml_home.get()
-        print(
-            f"error: no model {tag} is registered in {home} (BENTOML_HOME): run `make pipeline` first, or set "
-            "ADMISSIONS_MODEL_TAG to one that `bentoml models list` shows",
-            file=sys.stderr,
-        )
+def before_workers() -> None:
+    """Every service's deployment check, in the serving process before any worker starts: mark it as
+    the workers' parent (service/lifecycle.py), and refuse to start, with one sentence and exit 2, on a
+    BentoML the patches were not written for (service/patches.py). (The model store is checked just
+    before, when BentoML resolves the services' models: :class:`LocalModel`.)"""
+    mark_server()
+    try:  # a timer per request stalled workers for GC; session refreshes dropped calls
+        patches.apply()
+    except patches.PatchMismatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-_require_model(MODEL_TAG)
+def in_each_worker() -> None:
+    """What every worker does first: die with its server, keep client mistakes to one log line, and
+    apply the patches (checked by :func:`before_workers`) in its own process."""
+    die_with_parent()
+    quiet.install()
+    patches.apply()
+
+
+@attrs.frozen
+class LocalModel(bentoml.models.BentoModel):
+    """A model of the local store. BentoML resolves the services' models when ``bentoml serve`` starts,
+    before any deployment hook; a model missing locally it would try to download from BentoCloud and
+    fail with "No cloud context default found". This says what to do instead: one sentence, exit 2.
+    Only resolving checks the store, so importing the services (``make openapi``) needs no model."""
+
+    def resolve(self, base_path: Any = None) -> Any:
+        if self.stored is None:
+            home = BentoMLContainer.bentoml_home.get()
+            print(
+                f"error: no model {self.tag} is registered in {home} (BENTOML_HOME): run `make pipeline` first, "
+                "or set ADMISSIONS_MODEL_TAG to one that `bentoml models list` shows",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        return super().resolve(base_path)
+
+
+def local_model(tag: str) -> LocalModel:
+    return LocalModel(tag)  # type: ignore[call-arg]  # attrs fields mypy cannot see
+
+
 assert len(FEATURE_NAMES) == wire.ROW_WIDTH
 # What the API sends: the seven features in contract order. Declared in the signatures, so BentoML's
 # input validation answers a malformed call with a 400 naming the problem, not a 500 from the model.
@@ -102,7 +127,7 @@ class JsonDependency(Dependency[Any]):
 
     BentoML calls a dependency it started itself (``bentoml serve`` of the API alone) with pickle
     bodies, and a service unpickles what it is sent unless it is the "main" one. The model services
-    refuse pickle (service/guard.py), so the API must not send it: giving the dependency its URL from
+    refuse pickle (service/middleware/guard.py), so the API must not send it: giving the dependency its URL from
     BentoML's own mapping takes BentoML's URL path, which uses JSON.
     """
 
@@ -132,12 +157,12 @@ def model_info(bento_model: Any, explainer: Explainer | None = None) -> dict[str
 
 def info_now(bento_model: Any, cached: dict[str, Any]) -> dict[str, Any]:
     """The cached info plus whether the model is the promoted one (read each time: promotion moves on)."""
-    return {**cached, "promotion": promotion.status(str(bento_model.tag), Path(bento_model.path))}
+    return {**cached, "promotion": aliases.status(str(bento_model.tag), Path(bento_model.path))}
 
 
 def read_card(bento_model: Any) -> str | None:
     """The model card the pipeline stored in the model's folder (pipeline/card.py), if it has one."""
-    path = Path(bento_model.path) / "model_card.md"
+    path = Path(bento_model.path) / CARD_FILE
     return path.read_text() if path.is_file() else None
 
 
@@ -145,16 +170,14 @@ def read_card(bento_model: Any) -> str | None:
 class SingleModel:
     """Latency first: one applicant per call, predicted at once."""
 
-    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+    bento_model = local_model(MODEL_TAG)
 
     @bentoml.on_deployment
-    def mark() -> None:
-        """In the serving process, before the workers: their parent's pid (service/lifecycle.py)."""
-        mark_server()
+    def check() -> None:
+        before_workers()
 
     def __init__(self) -> None:
-        die_with_parent()
-        quiet.install()
+        in_each_worker()
         self.predictor = Predictor.from_store(self.bento_model)
         self.explainer = Explainer(self.predictor.original, self.predictor.affine, self.bento_model.info.metadata)
         self.info_cache = model_info(self.bento_model, self.explainer)
@@ -187,24 +210,22 @@ class SingleModel:
         card = read_card(self.bento_model)
         if card is None:
             return ""
-        state = promotion.status(str(self.bento_model.tag), Path(self.bento_model.path))
-        return card.rstrip() + "\n" + promotion.card_section(state)
+        state = aliases.status(str(self.bento_model.tag), Path(self.bento_model.path))
+        return card.rstrip() + "\n" + aliases.card_section(state)
 
 
 @bentoml.service(name="admissions_batch", workers=1, logging=_QUIET, tracing=UNTRACED, traffic={"timeout": 60})
 class BatchModel:
     """Throughput first: concurrent calls are merged into batches of up to ``BATCH_MAX_BLOCKS`` blocks of rows."""
 
-    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+    bento_model = local_model(MODEL_TAG)
 
     @bentoml.on_deployment
-    def mark() -> None:
-        """In the serving process, before the workers: their parent's pid (service/lifecycle.py)."""
-        mark_server()
+    def check() -> None:
+        before_workers()
 
     def __init__(self) -> None:
-        die_with_parent()
-        quiet.install()
+        in_each_worker()
         self.predictor = Predictor.from_store(self.bento_model)
         self.explainer = Explainer(self.predictor.original, self.predictor.affine, self.bento_model.info.metadata)
         self.info_cache = model_info(self.bento_model, self.explainer)

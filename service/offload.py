@@ -23,8 +23,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from starlette.types import Receive
+
 T = TypeVar("T")
-Receive = Callable[[], Any]
 _STOPPING = threading.Event()  # the worker shuts down: every parse stops (a SIGTERM must not wait for one)
 
 

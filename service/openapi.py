@@ -3,21 +3,17 @@
 BentoML documents its POST APIs with a 200 and generic errors, under its own title and boilerplate.
 This adds what a user of this API needs: the bearer security scheme (Swagger's Authorize button), the
 GET routes of the mounted app, the real status codes of every route (202, 401, 404, 409, 413, 415, 429,
-503), examples, and the project's title and version. :class:`OpenAPIDocument` serves it at /docs.json.
-
-    python -m service.openapi > docs/openapi.yaml   # what `make openapi` runs; a test compares it
+503), examples, and the project's title and version. service/middleware/docs.py serves it at /docs.json;
+``make openapi`` (scripts/write_openapi.py) writes it to docs/openapi.yaml, which a test compares.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import sys
 from typing import Any
 
 from service import __version__
-from service.docs_page import index_html
-from service.middleware import Receive, Scope, Send
 
 TITLE = "Admissions API"
 DESCRIPTION = """Chance of admission to graduate school, for admissions staff: **decision support, never an
@@ -35,7 +31,6 @@ as CSV with `format=csv` or `Accept: text/csv`.
 
 Every error answer is JSON with an `error` sentence; invalid bodies also list the first `problems`.
 """
-_INDEX_HTML = index_html(TITLE)
 PUBLIC = {"/login", "/healthz", "/livez", "/readyz", "/metrics"}
 APPLICANT = {
     "gre_score": 320,
@@ -272,44 +267,3 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
             if route not in PUBLIC and operation.get("tags") != ["Infrastructure"]:
                 operation["security"] = [{"bearerAuth": []}]
     return doc
-
-
-class OpenAPIDocument:
-    """Answers ``GET /docs.json`` with :func:`document` of the service's spec (made once per process), and
-    ``GET /`` with Swagger UI under the API's title (service/docs_page.py) instead of BentoML's page."""
-
-    def __init__(self, app: Any, service: Any) -> None:
-        self.app = app
-        self.service = service
-        self._body: bytes | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in ("/", "/docs.json"):
-            await self.app(scope, receive, send)
-            return
-        if scope["path"] == "/":
-            await _answer(send, b"text/html; charset=utf-8", _INDEX_HTML)
-            return
-        if self._body is None:
-            self._body = json.dumps(document(self.service.openapi_spec.asdict())).encode()
-        await _answer(send, b"application/json", self._body)
-
-
-async def _answer(send: Send, content_type: bytes, body: bytes) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def main() -> int:
-    """Print the document as YAML (docs/openapi.yaml), for the service with its default settings."""
-    import yaml
-
-    from service.api import _SERVICE
-
-    yaml.safe_dump(document(_SERVICE.openapi_spec.asdict()), sys.stdout, sort_keys=False, width=120)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ per type: TimerHandle, Future, Context and span objects grew by one per request;
 the stalls vanished). Same defect class as asyncpg#830. The replacement below is the upstream code
 plus ``handle.cancel()`` once the response has started, plus one more fix: upstream waits for the
 first ``send`` or the timeout, so a request whose app returns without answering (its client left:
-service/fast_paths.py) stayed alive for the whole 60 s, and a SIGTERM waited for it. Unchanged in
+service/middleware/fast_paths.py) stayed alive for the whole 60 s, and a SIGTERM waited for it. Unchanged in
 BentoML 1.4.40 (``_internal/server/http/traffic.py`` is byte for byte the same).
 
 2. The client session refresh (``SessionManager.get_session``, new in 1.4.31). The HTTP client one

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from service.contract import FEATURE_NAMES, FEATURES, to_chance
+from core.contract import FEATURE_NAMES, to_chance
+from core.linear import affine_form, affine_rows, probe_rows
 
 
 class Predictor:
@@ -42,7 +43,7 @@ class Predictor:
         self.tag = tag
         self.original = pipeline
         self.fast = _array_ready_copy(pipeline)
-        self.affine = _affine_form(pipeline) if self.fast is not None else None
+        self.affine = affine_form(pipeline) if self.fast is not None else None
 
     @classmethod
     def from_store(cls, bento_model: Any) -> Predictor:
@@ -50,10 +51,6 @@ class Predictor:
         import bentoml
 
         return cls(bentoml.sklearn.load_model(bento_model), str(bento_model.tag))
-
-    @property
-    def uses_arrays(self) -> bool:
-        return self.fast is not None
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Clipped chances; inputs were validated against the contract, so finiteness checks are skipped."""
@@ -66,25 +63,6 @@ class Predictor:
             else:
                 raw = self.original.predict(pd.DataFrame(matrix, columns=list(FEATURE_NAMES)))
         return to_chance(raw)
-
-
-def affine_rows(matrix: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
-    """``matrix @ weights + bias`` with a fixed order of operations for every row, so a row's result
-    does not depend on how many rows are computed with it, nor on the machine's BLAS."""
-    out = np.full(matrix.shape[0], bias, dtype=np.float64)
-    for column, weight in enumerate(weights):
-        out += matrix[:, column] * weight
-    return out
-
-
-def probe_rows() -> np.ndarray:
-    """Rows spanning the contract's ranges: the low corner, each feature raised alone to its maximum
-    (so the rows are affinely independent and pin down any affine function), the high corner and
-    the midpoint."""
-    low = np.array([spec.minimum for spec in FEATURES], dtype=np.float64)
-    high = np.array([spec.maximum for spec in FEATURES], dtype=np.float64)
-    axes = [np.where(np.arange(len(low)) == i, high, low) for i in range(len(low))]
-    return np.vstack([low, *axes, high, (low + high) / 2])
 
 
 def _array_ready_copy(pipeline: Any) -> Any | None:
@@ -107,38 +85,6 @@ def _array_ready_copy(pipeline: Any) -> Any | None:
     if caught or not same:  # bit-equality is too strict: a DataFrame's memory layout changes summation order
         return None  # e.g. a step that selects columns by name: keep the DataFrame path
     return fast
-
-
-AFFINE_TOLERANCE = 1e-9
-
-
-def _affine_form(pipeline: Any) -> tuple[np.ndarray, float] | None:
-    """(w, b) with ``pipeline.predict(X) == X @ w + b``, or None if the pipeline is not of that form."""
-    from sklearn.preprocessing import StandardScaler
-
-    steps = [step for _, step in getattr(pipeline, "steps", [])]
-    if not steps or not all(isinstance(step, StandardScaler) for step in steps[:-1]):
-        return None
-    final = steps[-1]
-    if not type(final).__module__.startswith("sklearn.linear_model") or not hasattr(final, "coef_"):
-        return None
-    weights = np.asarray(final.coef_, dtype=np.float64).reshape(-1)
-    if weights.shape != (len(FEATURE_NAMES),):
-        return None
-    bias = float(np.asarray(final.intercept_, dtype=np.float64).reshape(-1)[0])
-    for scaler in reversed(steps[:-1]):  # fold each scaler into (w, b), last first
-        mean = scaler.mean_ if scaler.with_mean else np.zeros_like(weights)
-        scale = scaler.scale_ if scaler.with_std else np.ones_like(weights)
-        weights = weights / scale
-        bias -= float(mean @ weights)
-    probe = probe_rows()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        expected = np.asarray(pipeline.predict(pd.DataFrame(probe, columns=list(FEATURE_NAMES))), dtype=np.float64)
-    actual = affine_rows(probe, weights, bias)
-    if caught or not np.allclose(actual, expected.reshape(-1), rtol=0, atol=AFFINE_TOLERANCE):
-        return None
-    return weights, bias
 
 
 def _estimators(estimator: Any) -> list[Any]:

@@ -50,10 +50,6 @@ STALL_S = 120.0
 LOST, STALLED, ORPHANED = "lost", "stalled", "orphaned"  # why an attempt stopped renewing its lease
 
 
-class LeaseLostError(Exception):
-    """This attempt's lease ran out and another attempt may hold the job now."""
-
-
 class JobRunner:
     """The background loop that turns pending jobs into completed (or failed) ones."""
 
@@ -83,10 +79,6 @@ class JobRunner:
         self.problem: str | None = None  # why the jobs database is unusable, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def healthy(self) -> bool:
-        return self.problem is None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="admissions-jobs")

@@ -2,7 +2,8 @@
 
 Two kinds of settings exist. Those needed while the BentoML classes are *defined* (the model tag, the
 model-service URLs, the batch limits) are read by small functions called at import of the service
-modules, so that a Bento built with ``--arg model_tag=...`` carries that model. Those needed only
+modules, so that a Bento built with ``--arg model_tag=...`` carries that model; a bad value there
+gives its default (:func:`declared`) and the deployment check (:func:`prepare`) refuses it. Those needed only
 while serving (the JWT secret, users file, jobs database) are read by :func:`load` when the API service
 starts, so building a Bento needs no secret.
 """
@@ -14,12 +15,12 @@ import hmac
 import ipaddress
 import os
 import secrets
-import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from core import aliases
 from service import dburl, secret_strength
 from service.errors import ConfigurationError
 
@@ -81,14 +82,26 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
 
 
-def or_exit(read: Callable[[], T]) -> T:
-    """For settings read while the service classes are defined (at import): a bad value ends the
-    process with one sentence and exit 2 instead of an import traceback."""
+def declared(read: Callable[..., T]) -> T:
+    """For settings read while the service classes are declared (at import): a bad value gives the
+    default here, so importing never exits (``make openapi``, ``bentoml build``), and the service then
+    refuses to start in its deployment check (:func:`prepare`), with one sentence naming the variable."""
     try:
         return read()
-    except ConfigurationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except ConfigurationError:
+        return read({})
+
+
+def served_model_tag(env: Mapping[str, str] = os.environ) -> str:
+    """The model to serve: :func:`model_tag`, except that its default, the latest registration, gives way
+    to the champion (core/aliases.py) when this store has one and no tag was asked for."""
+    configured = model_tag(env)
+    if configured != DEFAULT_MODEL_TAG or env.get("ADMISSIONS_MODEL_TAG", "").strip():
+        return configured
+    try:
+        return aliases.promoted_tag(configured.split(":", maxsplit=1)[0]) or configured
+    except (OSError, ValueError, KeyError):  # an unreadable record: serve what the settings say
+        return configured
 
 
 def model_tag(env: Mapping[str, str] = os.environ) -> str:
@@ -206,6 +219,7 @@ def prepare(env: MutableMapping[str, str] = os.environ) -> Settings:
     Workers inherit ``env``, so writing the generated secret there gives every worker (and every
     restart of one) the same key for the life of the server.
     """
+    api_workers(env)  # read when the service is declared (see declared): checked here
     loaded = load(env)
     if loaded.ephemeral_secret:
         env["JWT_SECRET_KEY"] = loaded.jwt_secret.decode()

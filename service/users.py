@@ -127,12 +127,6 @@ def authenticate_user(path: Path, name: str, password: str) -> User | None:
     return stored if matches and stored is not None else None
 
 
-def authenticate(path: Path, name: str, password: str) -> str | None:
-    """The user's id if the password matches (see :func:`authenticate_user`)."""
-    user = authenticate_user(path, name, password)
-    return user.id if user else None
-
-
 class Directory:
     """The users file by id, re-read only when the file changes: checked on every request (a stat,
     ~2 µs) so that removing a user or setting a new password revokes their tokens at once."""

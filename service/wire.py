@@ -11,7 +11,7 @@ shortest text that reads back as the same double, as Python's own repr does.
 BentoML's JSON for an array is one number per value, which both sides parse and format one at a
 time: at 100,000 rows that hop cost more than the whole prediction. A block is one string whose
 parsing is a copy, and it carries no code (unlike pickle, which the model services refuse:
-service/guard.py). Values round-trip bit for bit, so a chance is the same whichever route made it.
+service/middleware/guard.py). Values round-trip bit for bit, so a chance is the same whichever route made it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 VALUE = np.dtype("<f8")
 
 
-ROW_WIDTH = 7  # values per row of a block: the contract's features (service/contract.py)
+ROW_WIDTH = 7  # values per row of a block: the contract's features (core/contract.py)
 
 
 def _whole_rows(block: bytes) -> bytes:

@@ -13,6 +13,8 @@ import bentoml
 import pytest
 import requests
 
+from pipeline.package import BUILD_INPUTS
+from pipeline.provenance import PROJECT_ROOT
 from service.users import add as add_user
 from tests.conftest import ROOT, PipelineRun, run_pipeline
 from tests.deploy.test_static import COMPOSE, engine_reachable
@@ -78,7 +80,8 @@ def test_the_bento_is_built_with_the_exact_model_and_traceable_labels(bento: dic
     built = bentoml.get(bento["tag"])
     assert bento["model_tag"] == pipeline_run.model_tag
     assert bento["parameters"]["bentofile"] == "bentofile.yaml"
-    assert len(bento["parameters"]["build_inputs"]) == 64
+    inputs = [path for pattern in BUILD_INPUTS for path in PROJECT_ROOT.glob(pattern)]
+    assert len(bento["parameters"]["build_inputs"]) == len(inputs)
     labels = built.info.labels
     assert labels["model_tag"] == pipeline_run.model_tag.replace(":", "-")
     assert labels["code_version"] == bento["parameters"]["code_version"]
@@ -86,6 +89,9 @@ def test_the_bento_is_built_with_the_exact_model_and_traceable_labels(bento: dic
     assert built.info.args == {"model_tag": pipeline_run.model_tag}
     models = {str(model.tag) for service in built.info.services for model in service.models}
     assert models == {pipeline_run.model_tag}
+    # The served image carries the service and the kernel it stands on, and nothing of the pipeline.
+    source = Path(built.path) / "src"
+    assert {path.relative_to(source).parts[0] for path in source.rglob("*.py")} == {"core", "service"}
 
 
 def test_bentoml_list_shows_what_the_pipeline_made(bento: dict, pipeline_run: PipelineRun) -> None:

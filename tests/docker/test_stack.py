@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
-from service.contract import FEATURE_NAMES, to_chance
+from core.contract import FEATURE_NAMES, to_chance
 from tests.docker.stack import APPLICANT, Stack, docker
 
 pytestmark = pytest.mark.docker

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.contract import FEATURE_NAMES, to_chance
+from core.contract import FEATURE_NAMES, to_chance
 from tests.conftest import PipelineRun
 
 pytestmark = pytest.mark.e2e

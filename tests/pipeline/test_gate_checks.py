@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import gate
+from core import aliases
+from core.contract import FEATURE_NAMES, TARGET
+from pipeline import alias_moves, gate
 from pipeline.profile import column_profile, profile, psi
 from pipeline.reference import load_reference, overlap, row_keys, without_reference
-from service import promotion
-from service.contract import FEATURE_NAMES, TARGET
 from tests.conftest import ROOT
 
 REFERENCE = ROOT / "data" / "reference.csv"
@@ -104,12 +104,12 @@ def _moves(*steps: tuple[str, str]) -> dict:
 
 
 def test_rollback_undoes_promotions_like_a_stack() -> None:
-    assert promotion.previous_champion(_moves(("gate", "A"))) is None
-    assert promotion.previous_champion(_moves(("gate", "A"), ("promote", "B"))) == "A"
-    assert promotion.previous_champion(_moves(("gate", "A"), ("promote", "B"), ("rollback", "A"))) is None
+    assert aliases.previous_champion(_moves(("gate", "A"))) is None
+    assert aliases.previous_champion(_moves(("gate", "A"), ("promote", "B"))) == "A"
+    assert aliases.previous_champion(_moves(("gate", "A"), ("promote", "B"), ("rollback", "A"))) is None
     steps = (("gate", "A"), ("gate", "B"), ("forced", "C"), ("rollback", "B"))
-    assert promotion.previous_champion(_moves(*steps)) == "A"
-    assert promotion.previous_champion(_moves(*steps, ("rollback", "D"))) == "B"  # --to a model never champion
+    assert aliases.previous_champion(_moves(*steps)) == "A"
+    assert aliases.previous_champion(_moves(*steps, ("rollback", "D"))) == "B"  # --to a model never champion
 
 
 def test_a_store_from_before_aliases_is_read_as_champion_moves(tmp_path: Path) -> None:
@@ -122,31 +122,31 @@ def test_a_store_from_before_aliases_is_read_as_champion_moves(tmp_path: Path) -
          "previously_promoted": "admissions:a", "checks": []},
     ]  # fmt: skip
     legacy.write_text(json.dumps({"model": "admissions", "promoted": "admissions:b", "history": history}))
-    assert promotion.promoted_tag("admissions", tmp_path) == "admissions:b"
-    assert promotion.decision("admissions:a", tmp_path)["verdict"] == "promoted"  # type: ignore[index]
-    assert promotion.previous_champion(promotion.read("admissions", tmp_path)) == "admissions:a"
-    promotion.move("admissions:a", "champion", kind="rollback", reason="r", by="test", home=tmp_path)
-    record = promotion.read("admissions", tmp_path)
+    assert aliases.promoted_tag("admissions", tmp_path) == "admissions:b"
+    assert aliases.decision("admissions:a", tmp_path)["verdict"] == "promoted"  # type: ignore[index]
+    assert aliases.previous_champion(aliases.read("admissions", tmp_path)) == "admissions:a"
+    alias_moves.move("admissions:a", "champion", kind="rollback", reason="r", by="test", home=tmp_path)
+    record = aliases.read("admissions", tmp_path)
     assert [m["tag"] for m in record["moves"]] == ["admissions:a", "admissions:b", "admissions:a"]
     assert record["moves"][1]["kind"] == "forced" and record["moves"][1]["reason"] == "new rules"
 
 
 def test_status_says_when_the_served_model_is_no_longer_champion(tmp_path: Path) -> None:
-    promotion.move("admissions:a", "champion", kind="gate", reason="passed", by="run 1", home=tmp_path)
-    promotion.move("admissions:b", "challenger", kind="gate", reason="lost", by="run 2", home=tmp_path)
-    served = promotion.status("admissions:a", None, tmp_path)
+    alias_moves.move("admissions:a", "champion", kind="gate", reason="passed", by="run 1", home=tmp_path)
+    alias_moves.move("admissions:b", "challenger", kind="gate", reason="lost", by="run 2", home=tmp_path)
+    served = aliases.status("admissions:a", None, tmp_path)
     assert served["aliases"] == ["champion"] and served["promoted"] is True and "note" not in served
     assert [m["tag"] for m in served["last_moves"]] == ["admissions:b", "admissions:a"]
-    promotion.move("admissions:b", "champion", kind="promote", reason="by hand", by="me", home=tmp_path)
-    after = promotion.status("admissions:a", None, tmp_path)
+    alias_moves.move("admissions:b", "champion", kind="promote", reason="by hand", by="me", home=tmp_path)
+    after = aliases.status("admissions:a", None, tmp_path)
     assert after["aliases"] == [] and after["currently_promoted"] == "admissions:b"
     assert "the champion is now admissions:b: restart" in after["note"]
-    assert promotion.read("admissions", tmp_path)["aliases"] == {"champion": "admissions:b"}  # not its own challenger
+    assert aliases.read("admissions", tmp_path)["aliases"] == {"champion": "admissions:b"}  # not its own challenger
 
 
 @pytest.mark.parametrize("recipe", ["", "   "])
 def test_moving_by_hand_needs_a_reason(recipe: str) -> None:
-    from pipeline import aliases
+    from pipeline.cli import aliases
     from pipeline.errors import LineageError
 
     with pytest.raises(LineageError, match="a reason is required"):
@@ -156,7 +156,7 @@ def test_moving_by_hand_needs_a_reason(recipe: str) -> None:
 def test_the_latest_image_tag_follows_the_champion(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline.package import Containerize
 
-    monkeypatch.setattr(promotion, "promoted_tag", lambda name, home=None: "admissions:champ")
+    monkeypatch.setattr(aliases, "promoted_tag", lambda name, home=None: "admissions:champ")
     task = Containerize(bento="admissions_api:x")
     assert task.latest_for("admissions:champ") == (["admissions_api:latest"], "")
     tags, why = task.latest_for("admissions:other")

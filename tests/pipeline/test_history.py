@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import history
+from pipeline.cli import history
 from tests.conftest import ROOT
 
 

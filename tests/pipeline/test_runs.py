@@ -17,7 +17,7 @@ from pathlib import Path
 import luigi.lock
 import pytest
 
-from pipeline.runs import LOCK_DIR, RUNS_LOCK
+from pipeline.cli.runs import LOCK_DIR, RUNS_LOCK
 from tests.conftest import RAW_DATA, ROOT
 
 pytestmark = pytest.mark.e2e

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.contract import FEATURE_NAMES
 from pipeline import scale, train
 from pipeline.data import read_raw, split, validate
 from pipeline.evaluate import cross_validate
 from pipeline.train import CANDIDATES, build_candidate, estimator_parameters
-from service.contract import FEATURE_NAMES
 from tests.conftest import RAW_DATA
 
 

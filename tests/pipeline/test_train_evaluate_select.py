@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.contract import FEATURE_NAMES
 from pipeline.data import read_raw, split, validate
 from pipeline.errors import PipelineError
 from pipeline.evaluate import cross_validate, scores
 from pipeline.provenance import MANIFEST_NAME, sha256_file, write_json
 from pipeline.selection import choose, rank
 from pipeline.train import CANDIDATES, MODEL_FILE, build_candidate, estimator_parameters, load_model, save_model
-from service.contract import FEATURE_NAMES
 from tests.conftest import RAW_DATA
 
 

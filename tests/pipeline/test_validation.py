@@ -1,4 +1,4 @@
-"""The vectorised validation (pandera, built from service/contract.py) against the API's pydantic models."""
+"""The vectorised validation (pandera, built from core/contract.py) against the API's pydantic models."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 
+from core.contract import TARGET, FeatureSpec
 from pipeline.data import COLUMNS, validate
 from pipeline.validation import SPECS, Checked, Column, schema
-from service.contract import FeatureSpec, LabelledApplicant
+from service.schemas import Applicant
 
 
 def texts(spec: FeatureSpec) -> list[str]:
@@ -24,6 +25,10 @@ def texts(spec: FeatureSpec) -> list[str]:
 
 
 TEXTS = {spec.name: texts(spec) for spec in SPECS}
+# The API's applicant model with the label added: the row-by-row oracle the vectorised checks must agree with.
+LabelledApplicant = create_model(  # type: ignore[call-overload]
+    "LabelledApplicant", __base__=Applicant, **{TARGET.name: (TARGET.annotation(), ...)}
+)
 
 
 def pydantic_reasons(row: dict[str, str]) -> str:

@@ -163,7 +163,7 @@ def model_predictions(run: PipelineRun, rows: list[dict[str, Any]]) -> list[floa
     so that this test session's own BENTOML_HOME is not touched."""
     code = (
         "import json, sys, bentoml, pandas as pd\n"
-        "from service.contract import FEATURE_NAMES, to_chance\n"
+        "from core.contract import FEATURE_NAMES, to_chance\n"
         "model = bentoml.sklearn.load_model(sys.argv[1])\n"
         "frame = pd.DataFrame(json.load(sys.stdin))[list(FEATURE_NAMES)]\n"
         "print(json.dumps(to_chance(model.predict(frame)).tolist()))\n"

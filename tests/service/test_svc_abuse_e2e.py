@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
+from core.contract import FEATURE_NAMES
 from service import settings
-from service.contract import FEATURE_NAMES
 from tests.conftest import PipelineRun
 from tests.service.svc_helpers import Server, Service, applicant, service_env
 

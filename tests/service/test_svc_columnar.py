@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from core.contract import FEATURE_NAMES, FEATURES
 from service import columnar, wire
-from service.contract import FEATURE_NAMES, FEATURES, as_rows, batch_request
 from service.errors import InvalidInputError
+from service.schemas import as_rows, batch_request
 
 HEADER = ",".join(FEATURE_NAMES)
 GOOD = dict(gre_score=320, toefl_score=110, university_rating=4, sop=4.5, lor=4.0, cgpa=9.1, research=1)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from service.contract import FEATURE_NAMES
+from core.contract import FEATURE_NAMES
 from tests.service.svc_helpers import MAX_CSV_BATCH, MAX_CSV_JOB, Service, applicant, applicants, model_predictions
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from service.openapi import TITLE, OpenAPIDocument
+from service.middleware.docs import OpenAPIDocument
+from service.openapi import TITLE
 
 
 def get(path: str) -> tuple[int, dict[bytes, bytes], bytes]:

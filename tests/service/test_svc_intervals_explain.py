@@ -10,12 +10,13 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from service.contract import FEATURE_NAMES
+from core.contract import FEATURE_NAMES
+from core.intervals import IntervalTable
+from core.linear import probe_rows
 from service.errors import InvalidInputError
 from service.explain import LINEAR, TREES, Explainer
 from service.extras import Options, batch_extras, single_extras
-from service.intervals import IntervalTable
-from service.predictor import Predictor, probe_rows
+from service.predictor import Predictor
 from tests.service.test_svc_predictor import training_frame
 
 TABLE = IntervalTable.from_metadata({"intervals": {"half_widths": {"0.8": 0.06, "0.9": 0.1}, "default_level": 0.9}})

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from core.contract import FEATURE_NAMES
 from service import columnar, offload, quiet
-from service.contract import FEATURE_NAMES
 
 
 def test_a_parse_whose_client_left_stops_and_the_queued_ones_never_start() -> None:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from service.contract import FEATURES
+from core.contract import FEATURES
 from service.packing import pack_columns, unpack_columns
 
 

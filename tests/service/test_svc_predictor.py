@@ -10,8 +10,9 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from service.contract import FEATURE_NAMES
-from service.predictor import Predictor, probe_rows
+from core.contract import FEATURE_NAMES
+from core.linear import probe_rows
+from service.predictor import Predictor
 
 
 def training_frame(columns: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
@@ -41,7 +42,7 @@ def test_non_affine_model_keeps_sklearn_on_arrays() -> None:
     frame, y = training_frame()
     pipeline = make_pipeline(MinMaxScaler(), RandomForestRegressor(n_estimators=5, random_state=0)).fit(frame, y)
     predictor = Predictor(pipeline, "admissions:t")
-    assert predictor.affine is None and predictor.uses_arrays
+    assert predictor.affine is None and predictor.fast is not None
     rows = probe_rows()
     np.testing.assert_allclose(predictor.predict(rows), reference(pipeline, rows), rtol=0, atol=1e-12)
 
@@ -50,7 +51,7 @@ def test_model_with_other_columns_keeps_the_dataframe_path() -> None:
     frame, y = training_frame(columns=list(reversed(FEATURE_NAMES)))
     pipeline = make_pipeline(StandardScaler(), LinearRegression()).fit(frame, y)
     predictor = Predictor(pipeline, "admissions:t")
-    assert not predictor.uses_arrays and predictor.affine is None
+    assert not predictor.fast is not None and predictor.affine is None
     with pytest.raises(ValueError, match="feature names"):
         predictor.predict(probe_rows())  # the columns do not match the contract: an error, never a wrong answer
 

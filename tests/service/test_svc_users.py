@@ -16,6 +16,12 @@ from service import users
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def user_id(path: Path, name: str, password: str) -> str | None:
+    """The id of the user the password authenticates, or None."""
+    user = users.authenticate_user(path, name, password)
+    return user.id if user else None
+
+
 def test_added_user_authenticates_and_only_a_hash_is_stored(tmp_path: Path) -> None:
     path = tmp_path / "users.json"
     users.add(path, "alice", "correct horse")
@@ -23,14 +29,14 @@ def test_added_user_authenticates_and_only_a_hash_is_stored(tmp_path: Path) -> N
     assert stored["hash"].startswith("$argon2id$") and stored["id"].startswith("u-")
     assert "correct horse" not in path.read_text()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert users.authenticate(path, "alice", "correct horse")
-    assert not users.authenticate(path, "alice", "wrong horse")
-    assert not users.authenticate(path, "bob", "correct horse")
+    assert user_id(path, "alice", "correct horse")
+    assert not user_id(path, "alice", "wrong horse")
+    assert not user_id(path, "bob", "correct horse")
 
 
 def test_missing_file_means_no_users(tmp_path: Path) -> None:
     assert users.load(tmp_path / "absent.json") == {}
-    assert not users.authenticate(tmp_path / "absent.json", "alice", "whatever1")
+    assert not user_id(tmp_path / "absent.json", "alice", "whatever1")
 
 
 def test_duplicate_needs_replace(tmp_path: Path) -> None:
@@ -39,20 +45,20 @@ def test_duplicate_needs_replace(tmp_path: Path) -> None:
     with pytest.raises(users.UsersFileError, match="already exists"):
         users.add(path, "alice", "password-2")
     users.add(path, "alice", "password-2", replace=True)
-    assert users.authenticate(path, "alice", "password-2")
-    assert not users.authenticate(path, "alice", "password-1")
+    assert user_id(path, "alice", "password-2")
+    assert not user_id(path, "alice", "password-1")
 
 
 def test_a_user_keeps_their_id_across_a_new_password_but_a_new_user_of_that_name_does_not(tmp_path: Path) -> None:
     """Jobs are owned by the id: a new user given a removed user's name must not read their jobs."""
     path = tmp_path / "users.json"
     users.add(path, "alice", "password-1")
-    first = users.authenticate(path, "alice", "password-1")
+    first = user_id(path, "alice", "password-1")
     users.add(path, "alice", "password-2", replace=True)
-    assert users.authenticate(path, "alice", "password-2") == first
+    assert user_id(path, "alice", "password-2") == first
     users.remove(path, "alice")
     users.add(path, "alice", "password-3")
-    again = users.authenticate(path, "alice", "password-3")
+    again = user_id(path, "alice", "password-3")
     assert again is not None and first is not None and again != first
 
 
@@ -61,7 +67,7 @@ def test_first_format_entries_keep_the_name_as_their_id(tmp_path: Path) -> None:
     users.add(path, "alice", "password-1")
     legacy = {"users": {"alice": json.loads(path.read_text())["users"]["alice"]["hash"]}}
     path.write_text(json.dumps(legacy))
-    assert users.authenticate(path, "alice", "password-1") == "alice"
+    assert user_id(path, "alice", "password-1") == "alice"
     users.add(path, "bob", "password-2")  # the next save writes the new form, keeping alice's id
     assert json.loads(path.read_text())["users"]["alice"]["id"] == "alice"
 
@@ -106,7 +112,7 @@ def run_command(tmp_path: Path, *args: str, stdin: str) -> subprocess.CompletedP
 def test_command_reads_the_password_from_stdin(tmp_path: Path) -> None:
     result = run_command(tmp_path, "add", "carol", stdin="a long password\n")
     assert result.returncode == 0, result.stderr
-    assert users.authenticate(tmp_path / "users.json", "carol", "a long password")
+    assert user_id(tmp_path / "users.json", "carol", "a long password")
     listed = run_command(tmp_path, "list", stdin="")
     assert listed.stdout.split() == ["carol"]
 
@@ -146,6 +152,6 @@ def test_an_unknown_name_costs_a_hash_like_a_wrong_password(tmp_path: Path, monk
             return bool(real.verify(stored, password))
 
     monkeypatch.setattr(users, "_HASHER", Counting())
-    assert users.authenticate(path, "nobody", "password-1") is None
-    assert users.authenticate(path, "alice", "wrong-one") is None
+    assert user_id(path, "nobody", "password-1") is None
+    assert user_id(path, "alice", "wrong-one") is None
     assert len(verified) == 2 and all(h.startswith("$argon2id$") for h in verified)

@@ -22,9 +22,9 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import ParameterException
 from luigi.task_register import TaskClassNotFoundException
 
+from pipeline.cli.runs import LOCK_DIR, artefacts_in_use, scheduler_problem, take_process_lock
 from pipeline.errors import PipelineError
 from pipeline.provenance import PROJECT_ROOT
-from pipeline.runs import LOCK_DIR, artefacts_in_use, scheduler_problem, take_process_lock
 
 DEFAULT_TASK = "BuildBento"
 log = logging.getLogger("pipeline")
@@ -108,7 +108,7 @@ def run(argv: list[str]) -> int:
                 "removed %d temporary folder(s) left by a killed run: %s", len(removed), ", ".join(map(str, removed))
             )
         code = luigi_exit_code([*args, "--no-lock"])  # the lock is taken above
-    from pipeline.summary import summarise  # the task modules: loaded by now
+    from pipeline.cli.summary import summarise  # the task modules: loaded by now
 
     print(summarise(root, started), file=sys.stderr)
     return code
@@ -146,15 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     if args.command == "run":
         if "--help" in rest or "-h" in rest:  # Luigi's --help is 131 lines; --help-all stays Luigi's
-            from pipeline.cli_help import print_help
+            from pipeline.cli.help import print_help
 
             return print_help(rest, DEFAULT_TASK)
         return run(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    from pipeline import aliases
-    from pipeline.history import diff_table, runs_table  # imports BentoML: only when needed
-    from pipeline.lineage import print_lineage
+    from pipeline.cli import aliases
+    from pipeline.cli.history import diff_table, runs_table  # imports BentoML: only when needed
+    from pipeline.cli.lineage import print_lineage
 
     try:
         if args.command == "aliases":

@@ -12,50 +12,31 @@ BentoML's store has no mutable labels or aliases (MLflow's registry has; this re
 ``champion``/``challenger`` naming and adds the history), hence a file of our own, written under a lock
 and atomically. A store written before aliases (``promotions/<name>.json``) is read as one. A model made
 champion also gets ``promotion.json`` in its own folder, so a Bento (which copies the folder) still
-knows when its model was promoted. The pipeline moves aliases (pipeline/promote.py, pipeline/aliases.py);
-the service only reads them.
+knows when its model was promoted. This module reads the record; only the pipeline writes it
+(pipeline/alias_moves.py), so the served image carries no code that moves an alias.
 """
 
 from __future__ import annotations
 
-import fcntl
-import getpass
 import json
 import os
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.artefact import PROMOTION_FILE
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
-MODEL_RECORD = "promotion.json"  # in a champion's folder
 _SHOWN_MOVES = 5  # moves GET /model shows
 
 
 def bentoml_home() -> Path:
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    return Path(BentoMLContainer.bentoml_home.get())
+    """The store's folder as BentoML resolves it (``$BENTOML_HOME``, else ``~/bentoml``), without BentoML."""
+    return Path(os.path.expandvars(os.path.expanduser(os.environ.get("BENTOML_HOME", "~/bentoml"))))
 
 
 def record_path(model_name: str, home: Path | None = None) -> Path:
     return (home or bentoml_home()) / "aliases" / f"{model_name}.json"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def actor() -> str:
-    """Who moved an alias: the user and machine (the record is local; the reason says why)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # a container's uid without a passwd entry
-        user = f"uid {os.getuid()}"
-    return f"{user}@{socket.gethostname()}"
 
 
 def read(model_name: str, home: Path | None = None) -> dict[str, Any]:
@@ -115,59 +96,6 @@ def promoted_tag(model_name: str, home: Path | None = None) -> str | None:
     return alias_tag(model_name, CHAMPION, home)
 
 
-@contextmanager
-def _locked(model_name: str, home: Path | None) -> Iterator[dict[str, Any]]:
-    """The record under an exclusive lock (two pipelines or commands at once: both changes kept), written
-    back atomically when the block ends without an error."""
-    path = record_path(model_name, home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        record = read(model_name, home)
-        yield record
-        _write_atomically(path, record)
-
-
-def move(
-    tag: str,
-    alias: str,
-    *,
-    kind: str,
-    reason: str,
-    by: str,
-    checks: list[str] | None = None,
-    model_folder: Path | None = None,
-    home: Path | None = None,
-) -> dict[str, Any]:
-    """Point ``alias`` at ``tag`` and record the move; returns it. ``kind``: gate, forced, promote, rollback."""
-    name = tag.split(":", maxsplit=1)[0]
-    with _locked(name, home) as record:
-        entry = {
-            "alias": alias,
-            "tag": tag,
-            "previous": record["aliases"].get(alias),
-            "at": now(),
-            "by": by,
-            "kind": kind,
-            "reason": reason,
-            "checks": checks or [],
-        }
-        record["aliases"][alias] = tag
-        if alias == CHAMPION and record["aliases"].get(CHALLENGER) == tag:
-            del record["aliases"][CHALLENGER]  # a model is not its own challenger
-        record["moves"].append(entry)
-    if alias == CHAMPION and model_folder is not None:
-        _write_atomically(model_folder / MODEL_RECORD, {"promoted_at": entry["at"], **entry})
-    return entry
-
-
-def record_decision(tag: str, decision: dict[str, Any], home: Path | None = None) -> None:
-    """Keep the gate's verdict on ``tag`` (decision.json's content: every check with its numbers)."""
-    name = tag.split(":", maxsplit=1)[0]
-    with _locked(name, home) as record:
-        record.setdefault("decisions", {})[tag] = decision
-
-
 def decision(tag: str, home: Path | None = None) -> dict[str, Any] | None:
     found = read(tag.split(":", maxsplit=1)[0], home).get("decisions", {}).get(tag)
     return dict(found) if found else None
@@ -187,19 +115,6 @@ def previous_champion(record: dict[str, Any]) -> str | None:
     return stack[-2] if len(stack) >= 2 else None
 
 
-def default_tag(configured: str, env: Any = os.environ) -> str:
-    """The model to serve: ``configured`` (settings.model_tag), except that its default, the latest
-    registration, gives way to the champion when this store has one and no tag was asked for."""
-    from service.settings import DEFAULT_MODEL_TAG
-
-    if configured != DEFAULT_MODEL_TAG or env.get("ADMISSIONS_MODEL_TAG", "").strip():
-        return configured
-    try:
-        return promoted_tag(configured.split(":", maxsplit=1)[0]) or configured
-    except (OSError, ValueError, KeyError):  # an unreadable record: serve what the settings say
-        return configured
-
-
 def status(tag: str, model_folder: Path | None, home: Path | None = None) -> dict[str, Any]:
     """What ``GET /model`` says: the aliases of the served model, the current champion, the last moves."""
     name = tag.split(":", maxsplit=1)[0]
@@ -210,7 +125,7 @@ def status(tag: str, model_folder: Path | None, home: Path | None = None) -> dic
     own: dict[str, Any] = {}
     if model_folder is not None:
         try:
-            own = json.loads((model_folder / MODEL_RECORD).read_text())
+            own = json.loads((model_folder / PROMOTION_FILE).read_text())
         except (OSError, ValueError):
             own = {}
     if not record or not record.get("moves"):  # e.g. inside a Bento: no store record, only the model's own
@@ -264,9 +179,3 @@ This model's aliases now: **{own}**; the champion: {state["currently_promoted"] 
 
 def _short(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: entry.get(key) for key in ("alias", "tag", "previous", "at", "by", "kind", "reason")}
-
-
-def _write_atomically(path: Path, content: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)

@@ -3,31 +3,26 @@
 ``BaseHTTPMiddleware`` wraps every request in an extra task and stream, which cost a measurable share
 of /predict throughput here; this one only reads the header list and either calls the app or answers
 401 itself. Everything is protected unless listed as public, so a new route is never open by mistake.
-The verified subject is left in ``scope["admissions.user"]`` for the endpoints (e.g. job ownership).
+The verified subject is left in ``scope[USER_KEY]`` for the endpoints (e.g. job ownership).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from service import auth
 from service.errors import AuthenticationError, ServiceError, ServiceUnavailableError
+from service.middleware import USER_KEY, Receive, Scope, Send, header, send_error
 from service.quiet import RateLimited
 from service.users import Directory, UsersFileError
 
 PUBLIC_PATHS = frozenset({"/", "/login", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
-USER_KEY = "admissions.user"
 USERS_UNAVAILABLE = "the server cannot check tokens at the moment: try again later"
 logger = logging.getLogger("admissions.api")
 _USERS_FILE_LOG = RateLimited()  # a broken users file under load: a few lines a minute, not one a request
-
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 
 
 def is_public(path: str) -> bool:
@@ -63,14 +58,10 @@ class BearerAuthMiddleware:
         policy = self.policy()
         if policy is None:
             raise ServiceUnavailableError("service is starting: try again shortly")
-        header = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value.decode("latin-1")
-                break
+        sent = header(scope, b"authorization").decode("latin-1") or None
         if self._tokens is None or self._tokens.policy is not policy:
             self._tokens = auth.VerifiedTokens(policy)
-        subject, generation = self._tokens.claims(auth.bearer_token(header))
+        subject, generation = self._tokens.claims(auth.bearer_token(sent))
         directory = self.users()
         if directory is not None:
             try:
@@ -84,12 +75,3 @@ class BearerAuthMiddleware:
             if generation != current:
                 raise AuthenticationError("invalid", "token revoked: the password was changed; log in again")
         return subject
-
-
-async def send_error(send: Send, exc: ServiceError) -> None:
-    """A JSON error response with the error's status and headers, sent straight over ASGI."""
-    body = json.dumps(exc.body()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in exc.headers().items())
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -26,12 +26,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from service.errors import ForbiddenError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
-from service.middleware import send_error
+from service.middleware import Message, Receive, Scope, Send, header, send_error
 
 logger = logging.getLogger("admissions.guard")
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 SHOWN_PROBLEMS = 10
 MAX_ERROR_BYTES = 64 * 1024  # larger error bodies are not parsed again: they are replaced
 MAX_DISCARD_BYTES = 256 * 2**20  # a refused body larger than this is not read at all: the connection closes
@@ -58,10 +55,7 @@ class JsonBodiesOnly:
 
 def media_type_of(scope: Mapping[str, Any]) -> bytes:
     """The request's media type, lower case, without parameters (b"" when there is no Content-Type)."""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower()
-    return b""
+    return header(scope, b"content-type").split(b";", 1)[0].strip().lower()
 
 
 class BodyLimit:
@@ -99,11 +93,11 @@ class BodyLimit:
         seen = 0
         refused = False
 
-        async def counting_receive() -> dict[str, Any]:
+        async def counting_receive() -> Message:
             nonlocal seen, refused
             if refused:
                 return {"type": "http.disconnect"}
-            message: dict[str, Any] = await receive()
+            message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
@@ -145,7 +139,7 @@ class FromTheAPIOnly:
                 await self.app(scope, receive, send)
                 return
             self._expected = f"Bearer {token}".encode()
-        sent = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        sent = header(scope, b"authorization")
         if not hmac.compare_digest(sent, self._expected):
             await send_error(send, ForbiddenError("only the API service may call the model services"))
             return
@@ -275,13 +269,10 @@ async def _discard(receive: Receive, declared: int) -> None:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    try:
+        return int(header(scope, b"content-length"))
+    except ValueError:  # absent (b"") or not a number
+        return None
 
 
 def _too_large(path: str, limit: int) -> PayloadTooLargeError:

@@ -1,4 +1,4 @@
-"""Conformal prediction intervals from the half-widths calibrated by the pipeline (pipeline/intervals.py).
+"""Conformal prediction intervals from the half-widths the pipeline calibrated (pipeline/intervals.py).
 
 The pipeline stores, with the model, one half-width per calibrated coverage level (a quantile of
 out-of-fold absolute residuals, computed with MAPIE). An interval is then ``chance +- half-width``
@@ -13,11 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from service.contract import TARGET
-from service.errors import InvalidInputError
+from core.artefact import INTERVALS_KEY
+from core.contract import TARGET
 
-METADATA_KEY = "intervals"  # in the model's store metadata
 NO_INTERVAL = ("none", "off", "false")  # not "0": a number asks for a level, and level 0 is not one
+
+
+class UnknownLevelError(ValueError):
+    """A request asked for an interval level the model was not calibrated for (the message lists them)."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class IntervalTable:
     @classmethod
     def from_metadata(cls, metadata: Any) -> IntervalTable:
         """From the store metadata's ``intervals`` entry; a model without one has no intervals."""
-        entry = (metadata or {}).get(METADATA_KEY) or {}
+        entry = (metadata or {}).get(INTERVALS_KEY) or {}
         widths = {round(float(level), 6): float(width) for level, width in (entry.get("half_widths") or {}).items()}
         default = entry.get("default_level")
         return cls(widths, round(float(default), 6) if default is not None and widths else None)
@@ -48,8 +51,8 @@ class IntervalTable:
             value = -1.0
         if value not in self.half_widths:
             offered = ", ".join(f"{level:g}" for level in sorted(self.half_widths)) or "none (this model has none)"
-            raise InvalidInputError(
-                f"interval must be one of the calibrated levels {offered}, or none; got {requested!r}", field="interval"
+            raise UnknownLevelError(
+                f"interval must be one of the calibrated levels {offered}, or none; got {requested!r}"
             )
         return value
 

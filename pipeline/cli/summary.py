@@ -11,7 +11,7 @@ import luigi
 
 from pipeline.data import REJECTS_FILE
 from pipeline.provenance import MANIFEST_NAME
-from pipeline.selection import REPORT_FILE, SELECTION_FILE
+from pipeline.selection import REPORT_FILE, load_selection
 from pipeline.task import StoreTask
 
 _ORDER = (
@@ -113,7 +113,7 @@ def _selection_lines(manifests: dict[str, tuple[luigi.Task, dict[str, Any]]]) ->
         return []
     task, _ = manifests["SelectModel"]
     folder = Path(task.output().path)
-    selection = json.loads((folder / SELECTION_FILE).read_text())
+    selection = load_selection(folder)
     cv, test = selection["metrics"]["cv"], selection["metrics"]["test"]
     return [
         f"  selected: {selection['chosen']}: CV RMSE {cv['rmse']['mean']:.4f} +- {cv['rmse']['std']:.4f}, "
@@ -124,20 +124,20 @@ def _selection_lines(manifests: dict[str, tuple[luigi.Task, dict[str, Any]]]) ->
 
 def _verdict(written: dict[str, Any]) -> dict[str, Any]:
     """The gate's verdict on the run's model as the store records it (the truth), else as written."""
-    from service import promotion
+    from core import aliases
 
     try:
-        return promotion.decision(written["model_tag"]) or written
+        return aliases.decision(written["model_tag"]) or written
     except (OSError, ValueError, KeyError):
         return written
 
 
 def _champion(run_model: str) -> str:
     """The store's champion now, whatever this run did: what `make serve` serves."""
-    from service import promotion
+    from core import aliases
 
     try:
-        champion = promotion.promoted_tag(run_model.split(":", maxsplit=1)[0])
+        champion = aliases.promoted_tag(run_model.split(":", maxsplit=1)[0])
     except (OSError, ValueError, KeyError) as exc:
         return f"unknown (the alias record cannot be read: {exc})"
     if champion is None:

@@ -62,7 +62,7 @@ def short_help(task: str) -> str:
 
 
 def print_help(argv: list[str], default_task: str) -> int:
-    """``run``'s arguments as pipeline.cli.run reads them: the task first, unless it is left out."""
+    """``run``'s arguments as pipeline.cli.main.run reads them: the task first, unless it is left out."""
     task = argv[0] if argv and not argv[0].startswith("-") else default_task
     try:
         print(short_help(task))

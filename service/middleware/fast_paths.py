@@ -15,7 +15,7 @@
 answered here, without BentoML's per-request dispatch (routing, its input and output models, its
 context), which was ~40% of a /predict (py-spy); any other body goes on to BentoML's endpoint.
 
-Either way a request ends in the same methods of the API service (``answer_single``,
+Either way a request ends in the same methods (service/answers.py: ``answer_single``,
 ``answer_batch``, ``accept_job``), so an applicant gets the same chance, interval and job whichever
 way it came in; the middleware before these (limits, media types, authentication) applies to all.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -33,15 +33,14 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service import columnar, offload
-from service.contract import FEATURE_NAMES, ApplicantRow, as_rows
+from core.contract import FEATURE_NAMES
+from service import answers, columnar, offload
+from service.answers import Answers
 from service.errors import ServiceError
-from service.guard import invalid_body, media_type_of
-from service.middleware import USER_KEY, send_error
+from service.middleware import USER_KEY, Message, Receive, Scope, Send, header, send_error
+from service.middleware.guard import invalid_body, media_type_of
+from service.schemas import ApplicantRow, as_rows
 
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 logger = logging.getLogger("admissions.api")
 PATHS = frozenset({"/predict_batch", "/jobs"})
 # Larger bodies are parsed in the parse pool: the event loop keeps serving. Measured worst cases on
@@ -49,24 +48,10 @@ PATHS = frozenset({"/predict_batch", "/jobs"})
 INLINE_BYTES = 4 * 1024
 
 
-class Answers(Protocol):
-    """What these middleware need from the API service."""
-
-    async def answer_single(self, values: list[float], query: QueryParams) -> Response: ...
-
-    def row_limits(self, path: str, csv: bool) -> int: ...
-
-    async def answer_batch(self, rows: np.ndarray, request: Request, csv_out: bool) -> Response: ...
-
-    async def accept_job(self, rows: np.ndarray, owner: str) -> Response: ...
-
-    def request_model(self, path: str) -> type[BaseModel]: ...
-
-
 class ColumnarBodies:
     """Answers CSV bodies, and JSON bodies proved valid column by column, on :data:`PATHS`."""
 
-    def __init__(self, app: Any, api: Callable[[], Answers | None]) -> None:
+    def __init__(self, app: Any, api: Callable[[], Answers | None] = answers.current) -> None:
         self.app = app
         self.api = api
 
@@ -125,7 +110,7 @@ _APPLICANT: TypeAdapter[Any] = TypeAdapter(ApplicantRow)
 class SinglePredictions:
     """Answers ``POST /predict`` when the body is a valid applicant."""
 
-    def __init__(self, app: Any, api: Callable[[], Answers | None]) -> None:
+    def __init__(self, app: Any, api: Callable[[], Answers | None] = answers.current) -> None:
         self.app = app
         self.api = api
 
@@ -177,7 +162,7 @@ async def _answer(
 def wants_csv(scope: Mapping[str, Any], csv_in: bool) -> bool:
     """CSV answers when ``Accept`` asks for text/csv and not JSON; JSON when it asks for JSON and not
     CSV; otherwise the answer is in the request's own format."""
-    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"").lower()
+    accept = header(scope, b"accept").lower()
     csv, json = b"text/csv" in accept, b"application/json" in accept
     if csv != json:
         return csv
@@ -199,7 +184,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that gives the app the body already read, then whatever the client sends next."""
     sent = False
 
-    async def replayed() -> dict[str, Any]:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True

@@ -9,8 +9,8 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import BentoMLException, NotFound
 
+from core.artefact import LINEAGE_FILE, MODEL_NAME
 from pipeline.errors import LineageError
-from pipeline.register import LINEAGE_FILE, MODEL_NAME
 
 # Parameters every task carries; printed once at the root instead of at every step.
 _SHARED = ("raw_data", "data_sha256", "code_version", "seed", "artefacts_dir")

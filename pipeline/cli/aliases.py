@@ -3,7 +3,7 @@
 ``python -m pipeline aliases | promote TAG --reason R | rollback [--to TAG] --reason R`` (and
 ``make aliases``, ``make promote``, ``make rollback``). A person moving the champion bypasses the gate,
 so the reason is required and recorded with who did it; the tag's own gate verdict, if it has one, is
-printed and recorded beside it. The record itself: service/promotion.py.
+printed and recorded beside it. The record itself: service/aliases.py.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 
 from bentoml.exceptions import BentoMLException
 
+from core import aliases
+from core.artefact import MODEL_NAME
+from pipeline import alias_moves
 from pipeline.errors import LineageError
 from pipeline.package import full_tag, registered_model
-from pipeline.register import MODEL_NAME
-from service import promotion
 
 _SHOWN = 20  # moves listed by `aliases`
 
@@ -27,7 +28,7 @@ def _reason(reason: str) -> str:
 
 
 def _verdict(tag: str) -> str:
-    decision = promotion.decision(tag)
+    decision = aliases.decision(tag)
     if decision is None:
         return "never judged by the gate"
     failed = decision.get("failed") or []
@@ -42,16 +43,16 @@ def make_champion(tag: str, reason: str, kind: str) -> str:
     except (BentoMLException, ValueError) as exc:  # not a tag at all, e.g. "a:b:c"
         raise LineageError(f"{tag!r} is not a valid model tag: {exc}") from None
     tag = str(model.tag)
-    current = promotion.promoted_tag(MODEL_NAME)
+    current = aliases.promoted_tag(MODEL_NAME)
     if current == tag:
         return f"{tag} is already champion; nothing moved"
     verdict = _verdict(tag)
-    promotion.move(
+    alias_moves.move(
         tag,
-        promotion.CHAMPION,
+        aliases.CHAMPION,
         kind=kind,
         reason=reason,
-        by=f"python -m pipeline {kind} ({promotion.actor()})",
+        by=f"python -m pipeline {kind} ({alias_moves.actor()})",
         checks=[verdict],
         model_folder=Path(model.path),
     )
@@ -65,7 +66,7 @@ def rollback(reason: str, to: str | None = None) -> str:
     """Champion back to the one before it (or to ``to``)."""
     _reason(reason)
     if to is None:
-        to = promotion.previous_champion(promotion.read(MODEL_NAME))
+        to = aliases.previous_champion(aliases.read(MODEL_NAME))
         if to is None:
             raise LineageError("there is no earlier champion to roll back to; name one with --to TAG")
     return make_champion(to, reason, "rollback")
@@ -73,10 +74,10 @@ def rollback(reason: str, to: str | None = None) -> str:
 
 def table() -> str:
     """The aliases now, then the moves, newest first."""
-    record = promotion.read(MODEL_NAME)
+    record = aliases.read(MODEL_NAME)
     if not record.get("moves"):
         return f"no aliases yet for {MODEL_NAME} in this store (the first model that passes the gate becomes champion)"
-    lines = [f"{alias:<11} {record['aliases'].get(alias) or '-'}" for alias in promotion.ALIASES]
+    lines = [f"{alias:<11} {record['aliases'].get(alias) or '-'}" for alias in aliases.ALIASES]
     lines += ["", f"moves, newest first ({min(len(record['moves']), _SHOWN)} of {len(record['moves'])}):"]
     for move in reversed(record["moves"][-_SHOWN:]):
         lines.append(

@@ -13,9 +13,9 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import NotFound
 
+from core import aliases
+from core.artefact import MODEL_NAME
 from pipeline.errors import LineageError
-from pipeline.register import MODEL_NAME
-from service import promotion
 
 # Parameters every run has but that say nothing about the run's content.
 _IGNORED = {"raw_data", "artefacts_dir", "model_name"}
@@ -72,7 +72,7 @@ def runs_table(model_name: str = MODEL_NAME) -> str:
     listed = registered(model_name)
     if not listed:
         return (
-            f"no registered {model_name} models in BENTOML_HOME {promotion.bentoml_home()}; "
+            f"no registered {model_name} models in BENTOML_HOME {aliases.bentoml_home()}; "
             "`make register` makes one (or set BENTOML_HOME to the store that has them)"
         )
     models = sorted(listed, key=lambda m: m.info.creation_time, reverse=True)
@@ -80,7 +80,7 @@ def runs_table(model_name: str = MODEL_NAME) -> str:
     varying = sorted(
         {key for p in params for key in p if key not in _OWN_COLUMN and len({q.get(key) for q in params}) > 1}
     )
-    promoted = promotion.promoted_tag(model_name)
+    promoted = aliases.promoted_tag(model_name)
     header = ["time (UTC)", "model tag", "promoted", "data sha256", "candidate", "CV RMSE", "held-out RMSE"]
     rows = [header + varying]
     for model, p in zip(models, params, strict=True):
