@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import auth, fast_paths, offload, quiet, settings, users, wire
+from service import auth, fast_paths, hop, offload, quiet, settings, users, wire
 from service.columnar import to_csv
 from service.contract import (
     FEATURE_NAMES,
@@ -170,6 +170,7 @@ class AdmissionsAPI:
             logger.error("%s", exc.message)
             self.runner.problem = exc.message
         self._batch_tag: str | None = None
+        self._hop: hop.SingleHop | None = None
         self.throttle = LoginThrottle(self.jobs, Limits(*self.settings.login_limits))
         self._hashing = asyncio.Semaphore(1)
         self._intervals = IntervalTables()
@@ -201,6 +202,8 @@ class AdmissionsAPI:
     @bentoml.on_shutdown
     async def stop_jobs(self) -> None:
         offload.stop()  # a body still being parsed must not hold up the shutdown
+        if self._hop is not None:
+            await self._hop.close()
         await self.runner.stop()
         self.jobs.close()
 
@@ -238,7 +241,11 @@ class AdmissionsAPI:
     @functools.cached_property
     def _single_calls(self) -> tuple[Any, Any]:
         """The single model's ``predict`` and ``explain``, bound once: BentoML binds an API method (with
-        ``inspect.signature``) on every attribute access, 12% of a /predict (py-spy)."""
+        ``inspect.signature``) on every attribute access, 12% of a /predict (py-spy). A separate single
+        service is called through service/hop.py: BentoML's client cost more than the rest of a /predict."""
+        if _SINGLE_URL:
+            self._hop = hop.SingleHop(_SINGLE_URL, settings.internal_token())
+            return self._hop.predict, self.single.explain
         return self.single.predict, self.single.explain
 
     @bentoml.api(input_spec=Applicant, output_spec=Prediction)

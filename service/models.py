@@ -22,7 +22,7 @@ from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml.validators import DType, Shape
 from pydantic import Field
 
-from service import patches, promotion, quiet, settings, wire
+from service import hop, patches, promotion, quiet, settings, wire
 from service.contract import FEATURE_NAMES
 from service.explain import Explainer
 from service.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
@@ -68,6 +68,7 @@ UNTRACED = {"excluded_urls": ["/predict$", "/predict_batch$", "/livez$", "/ready
 
 
 T = TypeVar("T")
+_SERVING_SINGLE: list[Any] = []  # the SingleModel instance of this process, once made
 
 
 class InProcess(Generic[T]):
@@ -158,6 +159,7 @@ class SingleModel:
         self.predictor = Predictor.from_store(self.bento_model)
         self.explainer = Explainer(self.predictor.original, self.predictor.affine, self.bento_model.info.metadata)
         self.info_cache = model_info(self.bento_model, self.explainer)
+        _SERVING_SINGLE.append(self)  # for hop.PredictFastPath (only installed on the single service)
 
     @bentoml.api
     async def predict(self, features: Features) -> dict[str, Any]:
@@ -240,3 +242,6 @@ for _model_service in (SingleModel, BatchModel):
     _guarded.add_asgi_middleware(BodyLimit, limits={}, default=64 * 1024 * 1024)
     _guarded.add_asgi_middleware(JsonBodiesOnly)  # before the caller check: pickle is refused to anyone
     _guarded.add_asgi_middleware(FromTheAPIOnly, token=settings.internal_token)
+# The innermost: a well-formed /predict from the API is answered without BentoML's dispatch (service/hop.py).
+_SINGLE: Any = SingleModel
+_SINGLE.add_asgi_middleware(hop.PredictFastPath, model=lambda: _SERVING_SINGLE[0] if _SERVING_SINGLE else None)
