@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import auth, fast_paths, hop, offload, quiet, settings, users, wire
+from service import auth, fast_paths, hop, memory_budget, offload, quiet, settings, users, wire
 from service.columnar import to_csv
 from service.contract import (
     FEATURE_NAMES,
@@ -68,6 +68,7 @@ PREDICTIONS = bentoml.metrics.Counter(
     labelnames=["endpoint", "model_tag"],
 )
 _SINGLE_URL = settings.single_model_url()
+_WORKERS = settings.or_exit(settings.api_workers)
 _BODY_LIMITS = settings.or_exit(settings.body_limits)
 _CSV_BODY_LIMITS = settings.or_exit(settings.csv_body_limits)
 reads = Starlette()  # GET routes; filled in below, bound to the running service in AdmissionsAPI.__init__
@@ -104,7 +105,7 @@ def error_response(exc: ServiceError) -> JSONResponse:
 
 @bentoml.service(
     name="admissions_api",
-    workers=settings.or_exit(settings.api_workers),
+    workers=_WORKERS,
     logging={"access": {"enabled": False}},  # per-request access log lines cost throughput
     tracing=UNTRACED,  # see service/models.py
     traffic={"timeout": 60},
@@ -133,6 +134,7 @@ class AdmissionsAPI:
         if loaded.ephemeral_secret:
             print(_EPHEMERAL_WARNING, file=sys.stderr)
         print(f"admissions: model {MODEL_TAG}; users file {loaded.users_file}; jobs database {store.path}")
+        print(f"admissions: {_WORKERS} API worker(s); {_budget_note()}")
         if not known:
             state = "does not exist" if not loaded.users_file.exists() else "has no users"
             print(
@@ -178,6 +180,8 @@ class AdmissionsAPI:
         _SERVING.policy = self.policy
         _SERVING.directory = users.Directory(self.settings.users_file)
         _SERVING.api = self
+        budget = memory_budget.per_worker_bytes(_WORKERS, settings.memory_budget_mb())
+        _SERVING.budget = memory_budget.Budget(budget) if budget is not None else None
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
@@ -370,6 +374,13 @@ class AdmissionsAPI:
         return card
 
 
+def _budget_note() -> str:
+    budget = memory_budget.per_worker_bytes(_WORKERS, settings.or_exit(settings.memory_budget_mb))
+    if budget is None:
+        return "no memory limit: request bodies are not budgeted (ADMISSIONS_MEMORY_BUDGET_MB sets a budget)"
+    return f"request bodies may cost up to {budget / memory_budget.MIB:,.0f} MiB at once per worker"
+
+
 def _count_job_predictions(job: Job, rows: int) -> None:
     """A job's predictions, counted when its outcome is stored: an attempt cut short (an outage, a
     lost lease, a restart) is redone, and its chunks were once counted every time."""
@@ -382,6 +393,7 @@ class _Serving:
     policy: auth.TokenPolicy | None = None
     directory: users.Directory | None = None  # tokens of removed users, or from before a new password, are revoked
     api: AdmissionsAPI | None = None
+    budget: memory_budget.Budget | None = None  # of the request bodies held at once (service/memory_budget.py)
 
 
 _SERVING = _Serving()
@@ -399,6 +411,12 @@ _SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=fast_paths.PATHS)
 _SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=lambda: _SERVING.policy, users=lambda: _SERVING.directory)
 _SERVICE.add_asgi_middleware(NoQueryParameters, paths={"/jobs": _JOBS_QUERY})
 _SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
+_SERVICE.add_asgi_middleware(
+    memory_budget.MemoryBudget,
+    budget=lambda: _SERVING.budget,
+    limits={path: _BODY_LIMITS[path] for path in fast_paths.PATHS},
+    csv_limits=_CSV_BODY_LIMITS,
+)
 _SERVICE.add_asgi_middleware(BoundedErrors)
 _SERVICE.add_asgi_middleware(ColumnarBodies, api=lambda: _SERVING.api)  # the innermost: bodies are checked above
 _SERVICE.add_asgi_middleware(SinglePredictions, api=lambda: _SERVING.api)

@@ -159,11 +159,23 @@ def csv_body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
 
 
 def api_workers(env: Mapping[str, str] = os.environ) -> int:
-    """``ADMISSIONS_API_WORKERS``: API worker processes (default 2, one per core here)."""
-    workers = _positive_int(env, "ADMISSIONS_API_WORKERS", DEFAULT_API_WORKERS)
+    """``ADMISSIONS_API_WORKERS``: API worker processes (default 2, one per core here; in a container
+    with a CPU limit, one per CPU of it)."""
+    from service.memory_budget import default_workers  # imported here: it needs the service's middleware
+
+    # Unset: one per CPU of the container's quota, at most the default (service/memory_budget.py).
+    workers = _positive_int(env, "ADMISSIONS_API_WORKERS", default_workers(DEFAULT_API_WORKERS))
     if workers > MAX_API_WORKERS:
         raise ConfigurationError(f"ADMISSIONS_API_WORKERS must be at most {MAX_API_WORKERS}, not {workers}")
     return workers
+
+
+def memory_budget_mb(env: Mapping[str, str] = os.environ) -> int | None:
+    """``ADMISSIONS_MEMORY_BUDGET_MB``: what the request bodies one API worker holds at once may cost in
+    memory; unset, it is derived from the container's memory limit (service/memory_budget.py)."""
+    if not env.get("ADMISSIONS_MEMORY_BUDGET_MB", "").strip():
+        return None
+    return _positive_int(env, "ADMISSIONS_MEMORY_BUDGET_MB", 1)
 
 
 def dev_mode(env: Mapping[str, str] = os.environ) -> bool:
