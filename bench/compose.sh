@@ -69,9 +69,9 @@ TOKEN=$in_token bench/load_predict.sh "$in_process" 10 5 >/dev/null  # warm-ups,
 TOKEN=$compose_token bench/load_predict.sh "$compose" 10 5 >/dev/null
 for round in $(seq 1 "$rounds"); do
   echo "## round $round: /predict, 10 clients, wrk, ${short} s: in-process (make serve)"
-  TOKEN=$in_token bench/load_predict.sh "$in_process" 10 "$short" | show "$out/in_process_$round.wrk"
+  TOKEN=$in_token bench/load_predict.sh "$in_process" 10 "$short" | show "$out/in_process_r$round.wrk"
   echo "## round $round: /predict, 10 clients, wrk, ${short} s: compose, through the published port"
-  TOKEN=$compose_token "$PY" bench/compose_cost.py "$project" "$compose" 10 "$short" | show "$out/compose_$round.wrk"
+  TOKEN=$compose_token "$PY" bench/compose_cost.py "$project" "$compose" 10 "$short" | show "$out/compose_r$round.wrk"
 done
 kill -TERM -- "-$server" 2>/dev/null || true  # the in-process server is done: it must not share the cores from here on
 wait "$server" 2>/dev/null || true

@@ -79,14 +79,14 @@ def mean(values: list[float]) -> float:
 
 
 def compose_figures(out: Path) -> list[tuple[Target, Callable[[], float]]]:
-    """bench/compose.sh: rounds of in-process and compose runs alternated (``*_<round>.wrk``), averaged."""
-    rps = lambda kind: mean([wrk(path)["rps"] for path in sorted(out.glob(f"{kind}_[0-9]*.wrk"))])  # noqa: E731
+    """bench/compose.sh: rounds of in-process and compose runs alternated (``*_r<round>.wrk``), averaged."""
+    rps = lambda kind: mean([wrk(path)["rps"] for path in sorted(out.glob(f"{kind}_r[0-9]*.wrk"))])  # noqa: E731
     failed = lambda name: sum(wrk(out / name)[k] for k in ("non2xx", "connect", "read", "write", "timeout"))  # noqa: E731
     return [
         (Target("compose /predict req/s vs in-process (10 clients)", "x", 0.4, True),
          lambda: rps("compose") / rps("in_process")),
         (Target("compose /predict p99 (10 clients)", "ms", 15, False),
-         lambda: mean([wrk(path)["p99_ms"] for path in sorted(out.glob("compose_[0-9]*.wrk"))])),
+         lambda: mean([wrk(path)["p99_ms"] for path in sorted(out.glob("compose_r[0-9]*.wrk"))])),
         (Target("compose /predict failed answers (64 clients)", "", 0, False), lambda: failed("compose_64.wrk")),
         (Target("compose /predict failed answers (256 clients)", "", 0, False), lambda: failed("compose_256.wrk")),
     ]  # fmt: skip
