@@ -128,7 +128,7 @@ stop-visualiser: $(ENV_STAMP) ## stop luigid (SIGTERM: it saves its state first)
 
 # --- Prediction service (issue 3): serve, users, benchmarks --------------------------------------------
 SERVE_HOST ?= 127.0.0.1
-.PHONY: serve users-add bench-service openapi
+.PHONY: serve users-add bench-service bench-compose openapi
 
 serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) with the promoted model (ADMISSIONS_MODEL_TAG= another); prints the docs URL
 	@echo "Admissions API on http://$(SERVE_HOST):$(PORT)  docs (Swagger UI): http://$(SERVE_HOST):$(PORT)/  OpenAPI: http://$(SERVE_HOST):$(PORT)/docs.json"
@@ -143,3 +143,6 @@ users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (passwo
 
 bench-service: $(ENV_STAMP) ## load-test the service (needs wrk and hey: apt-get install -y wrk hey; /predict, /predict_batch, jobs)
 	PY=$(PY) bash bench/service.sh
+
+bench-compose: $(ENV_STAMP) ## the split topology's cost: /predict on the compose stack vs in-process, same run (needs wrk and an image; DOCKER_IMAGE=)
+	PY=$(PY) bash bench/compose.sh

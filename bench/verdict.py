@@ -1,6 +1,7 @@
-"""The verdict of `make bench-service`: each figure against its target, and exit 1 when one misses.
+"""The verdict of `make bench-service` (or, with --compose, of `make bench-compose`): each figure
+against its target, and exit 1 when one misses.
 
-    python bench/verdict.py OUTPUT_DIR
+    python bench/verdict.py [--compose] OUTPUT_DIR
 
 Reads what bench/service.sh left in OUTPUT_DIR: wrk's RESULT lines (``*.wrk``), hey's summaries
 (``*.hey``, with the rows per request in ``*.rows``) and bench/batch_throughput.py's job lines
@@ -71,10 +72,30 @@ def figures(out: Path) -> list[tuple[Target, Callable[[], float]]]:
     ]  # fmt: skip
 
 
-def main(out: Path) -> int:
+def mean(values: list[float]) -> float:
+    if not values:
+        raise ValueError("no figures")
+    return sum(values) / len(values)
+
+
+def compose_figures(out: Path) -> list[tuple[Target, Callable[[], float]]]:
+    """bench/compose.sh: rounds of in-process and compose runs alternated (``*_r<round>.wrk``), averaged."""
+    rps = lambda kind: mean([wrk(path)["rps"] for path in sorted(out.glob(f"{kind}_r[0-9]*.wrk"))])  # noqa: E731
+    failed = lambda name: sum(wrk(out / name)[k] for k in ("non2xx", "connect", "read", "write", "timeout"))  # noqa: E731
+    return [
+        (Target("compose /predict req/s vs in-process (10 clients)", "x", 0.4, True),
+         lambda: rps("compose") / rps("in_process")),
+        (Target("compose /predict p99 (10 clients)", "ms", 15, False),
+         lambda: mean([wrk(path)["p99_ms"] for path in sorted(out.glob("compose_r[0-9]*.wrk"))])),
+        (Target("compose /predict failed answers (64 clients)", "", 0, False), lambda: failed("compose_64.wrk")),
+        (Target("compose /predict failed answers (256 clients)", "", 0, False), lambda: failed("compose_256.wrk")),
+    ]  # fmt: skip
+
+
+def main(out: Path, compose: bool = False) -> int:
     misses = 0
     print(f"\n{'target':<52} {'figure':>14} {'goal':>14}  verdict")
-    for target, read in figures(out):
+    for target, read in (compose_figures if compose else figures)(out):
         try:
             value: float | None = read()
         except (OSError, StopIteration, AttributeError, KeyError, ValueError, ZeroDivisionError):
@@ -89,7 +110,8 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    arguments = [argument for argument in sys.argv[1:] if argument != "--compose"]
+    if len(arguments) != 1:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(arguments[0]), compose="--compose" in sys.argv[1:]))

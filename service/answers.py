@@ -13,7 +13,7 @@ import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
 import numpy as np
@@ -31,6 +31,9 @@ from service.extras import IntervalTables, Options, batch_extras, single_extras
 from service.jobs import Job, JobStore
 from service.runner import JobRunner
 from service.settings import Settings
+
+if TYPE_CHECKING:  # service/hop.py imports the fast paths, which import this module
+    from service.hop import SingleHop
 
 PREDICTIONS = bentoml.metrics.Counter(
     name="admissions_predictions",
@@ -60,6 +63,7 @@ class Answers:
     settings: Settings
     batch_request: type[BaseModel]  # the pydantic contract of a JSON /predict_batch body
     job_request: type[BaseModel]  # ... and of a JSON /jobs body
+    hop: SingleHop | None = None  # the lean client of a separate single service (service/hop.py), if any
 
     def __post_init__(self) -> None:
         self.intervals = IntervalTables()
@@ -70,7 +74,8 @@ class Answers:
         """The single model's ``predict`` and ``explain``, bound once: BentoML binds an API method (with
         ``inspect.signature``) on every attribute access, 12% of a /predict (py-spy). Bound on first use:
         a remote service's client gets its methods only when the server starts."""
-        return self.single.predict, self.single.explain
+        predict = self.hop.predict if self.hop is not None else self.single.predict
+        return predict, self.single.explain
 
     def row_limits(self, path: str, csv: bool) -> int:
         """The most rows a body may carry on ``path`` (/predict_batch or /jobs), as CSV or as JSON."""

@@ -21,7 +21,7 @@ import numpy as np
 from starlette.responses import Response
 
 from core.contract import FEATURE_NAMES
-from service import auth, offload, reads, settings, users
+from service import auth, container_limits, hop, offload, reads, settings, users
 from service.answers import PREDICTIONS, Answers
 from service.errors import (
     ConfigurationError,
@@ -38,6 +38,7 @@ from service.middleware.auth import BearerAuthMiddleware
 from service.middleware.docs import OpenAPIDocument
 from service.middleware.fast_paths import PATHS, ColumnarBodies, SinglePredictions, wants_csv
 from service.middleware.guard import BodyLimit, BoundedErrors, JsonBodiesOnly, NoQueryParameters, OneUploadAtATime
+from service.middleware.memory_budget import Budget, MemoryBudget
 from service.models import (
     MODEL_TAG,
     UNTRACED,
@@ -67,6 +68,7 @@ logger = logging.getLogger("admissions.api")
 BatchRequest = batch_request("BatchRequest", settings.declared(settings.max_batch_size))
 JobRequest = batch_request("JobRequest", settings.declared(settings.max_job_size))
 _SINGLE_URL = settings.single_model_url()
+_WORKERS = settings.declared(settings.api_workers)
 T = TypeVar("T")
 THROTTLED_ANSWER_DELAY_S = 1.0
 USERS_UNAVAILABLE = "logins are unavailable at the moment: try again later"
@@ -100,7 +102,7 @@ def answers_errors(endpoint: Callable[..., Awaitable[T]]) -> Callable[..., Await
 
 @bentoml.service(
     name="admissions_api",
-    workers=settings.declared(settings.api_workers),
+    workers=_WORKERS,
     logging={"access": {"enabled": False}},  # per-request access log lines cost throughput
     tracing=UNTRACED,  # see service/models.py
     traffic={"timeout": 60},
@@ -128,6 +130,7 @@ class AdmissionsAPI:
             raise SystemExit(2) from None
         if loaded.ephemeral_secret:
             print(_EPHEMERAL_WARNING, file=sys.stderr)
+        print(f"admissions: {_WORKERS} API worker(s); {_budget_note(loaded.memory_budget_mb)}")
         print(f"admissions: model {MODEL_TAG}; users file {loaded.users_file}; jobs database {store.path}")
         if not known:
             state = "does not exist" if not loaded.users_file.exists() else "has no users"
@@ -150,6 +153,8 @@ class AdmissionsAPI:
             self.settings.jwt_secret, self.settings.issuer, self.settings.audience, self.settings.token_lifetime_s
         )
         self.directory = users.Directory(self.settings.users_file)  # revokes tokens of removed users
+        budget = container_limits.per_worker_bytes(_WORKERS, self.settings.memory_budget_mb)
+        self.budget = Budget(budget) if budget is not None else None  # of the request bodies held at once
         self.jobs = JobStore(self.settings.jobs_url or self.settings.jobs_db)
         self.runner = JobRunner(
             self.jobs,
@@ -169,7 +174,12 @@ class AdmissionsAPI:
         self.throttle = LoginThrottle(self.jobs, Limits(*self.settings.login_limits))
         self._hashing = asyncio.Semaphore(1)
         # The in-process model (if any) loads here, not on the first request: /readyz means ready.
-        self.answers = Answers(self.single, self.batch, self.jobs, self.runner, self.settings, BatchRequest, JobRequest)
+        # A separate single service is called through service/hop.py: BentoML's client cost more than the
+        # rest of a /predict (docs/benchmarks.md, "The split topology").
+        self.hop = hop.SingleHop(_SINGLE_URL, settings.internal_token()) if _SINGLE_URL else None
+        self.answers = Answers(
+            self.single, self.batch, self.jobs, self.runner, self.settings, BatchRequest, JobRequest, self.hop
+        )
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
@@ -192,6 +202,8 @@ class AdmissionsAPI:
     @bentoml.on_shutdown
     async def stop_jobs(self) -> None:
         offload.stop()  # a body still being parsed must not hold up the shutdown
+        if self.hop is not None:
+            await self.hop.close()
         await self.runner.stop()
         self.jobs.close()
 
@@ -260,6 +272,13 @@ class AdmissionsAPI:
         return await self.answers.predict_rows(rows)  # counted once the job completes: _count_job_predictions
 
 
+def _budget_note(budget_mb: int | None) -> str:
+    budget = container_limits.per_worker_bytes(_WORKERS, budget_mb)
+    if budget is None:
+        return "no memory limit: request bodies are not budgeted (ADMISSIONS_MEMORY_BUDGET_MB sets a budget)"
+    return f"request bodies may cost up to {budget / container_limits.MIB:,.0f} MiB at once per worker"
+
+
 def _count_job_predictions(job: Job, rows: int) -> None:
     """A job's predictions, counted when its outcome is stored: an attempt cut short (an outage, a
     lost lease, a restart) is redone, and its chunks were once counted every time."""
@@ -291,6 +310,12 @@ SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=PATHS)
 SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=_running("policy"), users=_running("directory"))
 SERVICE.add_asgi_middleware(NoQueryParameters, paths={"/jobs": _JOBS_QUERY})
 SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
+SERVICE.add_asgi_middleware(
+    MemoryBudget,
+    budget=_running("budget"),
+    limits={path: settings.declared(settings.body_limits)[path] for path in PATHS},
+    csv_limits=settings.declared(settings.csv_body_limits),
+)
 SERVICE.add_asgi_middleware(BoundedErrors)
 SERVICE.add_asgi_middleware(ColumnarBodies)  # the innermost: bodies are checked above
 SERVICE.add_asgi_middleware(SinglePredictions)

@@ -25,7 +25,7 @@ from pydantic import Field
 from core import aliases
 from core.artefact import CARD_FILE
 from core.contract import FEATURE_NAMES
-from service import patches, quiet, settings, wire
+from service import hop, patches, quiet, settings, wire
 from service.explain import Explainer
 from service.lifecycle import die_with_parent, mark_server
 from service.middleware.guard import BodyLimit, FromTheAPIOnly, JsonBodiesOnly
@@ -256,8 +256,19 @@ class BatchModel:
 
 # Model services take JSON only (never pickle), bounded bodies (a 100,000-row block is ~7.5 MB), and
 # calls from the API service only.
+def _running_instance() -> Any:
+    """This process's served model service instance (None before it exists), for the fast path."""
+    try:
+        return bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException:
+        return None
+
+
 for _model_service in (SingleModel, BatchModel):
     _guarded: Any = _model_service  # the decorator made it a bentoml Service; mypy still sees the class
     _guarded.add_asgi_middleware(BodyLimit, limits={}, default=64 * 1024 * 1024)
     _guarded.add_asgi_middleware(JsonBodiesOnly)  # before the caller check: pickle is refused to anyone
     _guarded.add_asgi_middleware(FromTheAPIOnly, token=settings.internal_token)
+# The innermost: a well-formed /predict from the API is answered without BentoML's dispatch (service/hop.py).
+_SINGLE: Any = SingleModel
+_SINGLE.add_asgi_middleware(hop.PredictFastPath, model=_running_instance)

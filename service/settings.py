@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from core import aliases
-from service import dburl, secret_strength
+from service import container_limits, dburl, secret_strength
 from service.errors import ConfigurationError
 
 T = TypeVar("T")
@@ -80,6 +80,7 @@ class Settings:
     max_active_jobs: int
     login_limits: tuple[int, int, int, float]  # failed logins per (name, address), address, name; window (s)
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
+    memory_budget_mb: int | None = None  # per worker; None: from the container's limit, if any
 
 
 def declared(read: Callable[..., T]) -> T:
@@ -172,11 +173,21 @@ def csv_body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
 
 
 def api_workers(env: Mapping[str, str] = os.environ) -> int:
-    """``ADMISSIONS_API_WORKERS``: API worker processes (default 2, one per core here)."""
-    workers = _positive_int(env, "ADMISSIONS_API_WORKERS", DEFAULT_API_WORKERS)
+    """``ADMISSIONS_API_WORKERS``: API worker processes (default 2, one per core here; in a container
+    with a CPU limit, one per CPU of it)."""
+    # Unset: one per CPU of the container's quota, at most the default (service/container_limits.py).
+    workers = _positive_int(env, "ADMISSIONS_API_WORKERS", container_limits.default_workers(DEFAULT_API_WORKERS))
     if workers > MAX_API_WORKERS:
         raise ConfigurationError(f"ADMISSIONS_API_WORKERS must be at most {MAX_API_WORKERS}, not {workers}")
     return workers
+
+
+def memory_budget_mb(env: Mapping[str, str] = os.environ) -> int | None:
+    """``ADMISSIONS_MEMORY_BUDGET_MB``: what the request bodies one API worker holds at once may cost in
+    memory; unset, it is derived from the container's memory limit (service/middleware/memory_budget.py)."""
+    if not env.get("ADMISSIONS_MEMORY_BUDGET_MB", "").strip():
+        return None
+    return _positive_int(env, "ADMISSIONS_MEMORY_BUDGET_MB", 1)
 
 
 def dev_mode(env: Mapping[str, str] = os.environ) -> bool:
@@ -210,6 +221,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
             _positive_float(env, "ADMISSIONS_LOGIN_WINDOW_S", 300.0),
         ),
         trusted_proxies=trusted_proxies(env),
+        memory_budget_mb=memory_budget_mb(env),
     )
 
 

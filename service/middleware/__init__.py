@@ -5,7 +5,10 @@ extra task and stream per request cost a measurable share of /predict throughput
 - guard.py: body limits, media types, query strings, one upload at a time, bounded error bodies, and
   the model services' check that a call comes from the API;
 - fast_paths.py: valid bodies answered without BentoML's per-request machinery;
+- memory_budget.py: the request bodies a worker holds at once, bounded by the container's memory;
 - docs.py: the OpenAPI document and the Swagger page.
+(The single service's own fast path lives with the API's client of it in service/hop.py: both ends of
+one wire format.)
 
 The order they run in is set where they are added, in service/api.py and service/models.py.
 """

@@ -62,7 +62,7 @@ class ColumnarBodies:
             return
         path = scope["path"]
         csv_in = media_type_of(scope) == columnar.CSV_MEDIA_TYPE.encode()
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client left (or BodyLimit refused the body and answered already)
         max_rows = api.row_limits(path, csv_in)
@@ -119,7 +119,7 @@ class SinglePredictions:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict" or api is None:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return
 
@@ -131,7 +131,7 @@ class SinglePredictions:
             values = [float(applicant[name]) for name in FEATURE_NAMES]
             return await api.answer_single(values, QueryParams(scope["query_string"]))
 
-        await _answer(self.app, scope, _replay(body, receive), send, answering())
+        await _answer(self.app, scope, replay(body, receive), send, answering())
 
 
 async def _answer(
@@ -169,7 +169,7 @@ def wants_csv(scope: Mapping[str, Any], csv_in: bool) -> bool:
     return csv_in
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive) -> bytes | None:
     chunks: list[bytes] = []
     while True:
         message = await receive()
@@ -180,7 +180,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that gives the app the body already read, then whatever the client sends next."""
     sent = False
 

@@ -77,11 +77,11 @@ class BodyLimit:
         limit = self.limits.get(scope["path"], self.default)
         if scope["path"] in self.csv_limits and media_type_of(scope) == b"text/csv":
             limit = self.csv_limits[scope["path"]]
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None:  # the server never reads past a declared length
             if declared > limit:
                 await send_error(send, _too_large(scope["path"], limit))
-                await _discard(receive, declared)
+                await discard(receive, declared)
                 return
             await self.app(scope, receive, send)
             return
@@ -257,7 +257,7 @@ def _problem(item: Any) -> str:
     return f"{location or 'body'}: {str(item.get('msg', 'invalid'))[:200]}"
 
 
-async def _discard(receive: Receive, declared: int) -> None:
+async def discard(receive: Receive, declared: int) -> None:
     """Read and drop a refused body (up to ``MAX_DISCARD_BYTES``): most clients (requests, browsers)
     send the whole body before they read the answer, and would see a reset connection, not the 413."""
     if declared > MAX_DISCARD_BYTES:
@@ -268,7 +268,7 @@ async def _discard(receive: Receive, declared: int) -> None:
             return
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     try:
         return int(header(scope, b"content-length"))
     except ValueError:  # absent (b"") or not a number
