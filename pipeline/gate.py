@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.contract import FEATURES, to_chance
-from pipeline.profile import psi
+from core.profile import psi
 
 # How much each feature improves in the behaviour check: a small, realistic step for each.
 IMPROVEMENT = {"gre_score": 5, "toefl_score": 3, "university_rating": 1, "sop": 0.5, "lor": 0.5, "cgpa": 0.25}

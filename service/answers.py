@@ -24,11 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service import wire
-from service.columnar import to_csv
+from service.columnar import to_csv, with_ids
 from service.errors import InvalidInputError, ServiceUnavailableError
 from service.explain import ExplanationUnavailableError
 from service.extras import IntervalTables, Options, batch_extras, single_extras
 from service.jobs import Job, JobStore
+from service.monitoring import Monitor
+from service.predlog import PredictionLog, chunk_row, prediction_ids
 from service.runner import JobRunner
 from service.settings import Settings
 
@@ -64,6 +66,8 @@ class Answers:
     batch_request: type[BaseModel]  # the pydantic contract of a JSON /predict_batch body
     job_request: type[BaseModel]  # ... and of a JSON /jobs body
     hop: SingleHop | None = None  # the lean client of a separate single service (service/hop.py), if any
+    log: PredictionLog | None = None  # every answered prediction (service/predlog.py); None when off
+    monitor: Monitor | None = None  # drift, realised accuracy, the retrain signal (service/monitoring.py)
 
     def __post_init__(self) -> None:
         self.intervals = IntervalTables()
@@ -87,7 +91,7 @@ class Answers:
         """The pydantic contract of a JSON body on ``path`` (/predict_batch or /jobs)."""
         return self.job_request if path == "/jobs" else self.batch_request
 
-    async def answer_single(self, values: list[float], query: QueryParams) -> Response:
+    async def answer_single(self, values: list[float], query: QueryParams, user: str) -> Response:
         """The answer to a /predict request for one valid applicant (features in contract order)."""
         options = Options.of(query)
         async with calling("single-prediction"):
@@ -97,11 +101,16 @@ class Answers:
         if options.explain and result.get("explanation") is None:
             raise ExplanationUnavailableError(f"explanations are not available for model {result['model_tag']}")
         result.update(single_extras(table, options, result["chance"]))
+        if self.log is not None:
+            result["prediction_id"] = self.log.single(
+                values, result["chance"], result["interval"], result["interval_level"], result["model_tag"], user
+            )
+            await self._room_in_log()
         PREDICTIONS.labels(endpoint="predict", model_tag=result["model_tag"]).inc()
         # Serialised here: BentoML's generic output path cost ~10% of /predict (py-spy); same JSON shape.
         return Response(wire.to_json(result), media_type="application/json")
 
-    async def answer_batch(self, rows: np.ndarray, request: Request, csv_out: bool) -> Response:
+    async def answer_batch(self, rows: np.ndarray, request: Request, csv_out: bool, user: str) -> Response:
         """The answer to a /predict_batch request whose (n, 7) rows are valid, as JSON or CSV."""
         options = Options.of(request.query_params)
         if options.explain:
@@ -114,10 +123,38 @@ class Answers:
         async with calling("batch"):
             table = await self.intervals.get(body["model_tag"], self.batch.to_async.info)
         body.update(batch_extras(table, options, body["chances"]))
+        if self.log is not None:
+            request_id = self.log.batch(
+                rows, body["chances"], body["intervals"], body["interval_level"], body["model_tag"], user
+            )
+            await self._room_in_log()
+            if csv_out:
+                body["request_id"] = request_id
+            else:
+                body["prediction_ids"] = prediction_ids(request_id, len(body["chances"]))
         PREDICTIONS.labels(endpoint="predict_batch", model_tag=body["model_tag"]).inc(len(body["chances"]))
         if csv_out:
             return await csv_response(body)
         return Response(wire.to_json(body), media_type="application/json")
+
+    async def _room_in_log(self) -> None:
+        """Past ``predlog.MAX_BUFFERED_ROWS`` unwritten rows, a request waits for the log's write (off the
+        event loop) instead of letting the buffer, and what a crash would lose, grow."""
+        if self.log is not None and self.log.crowded:
+            await asyncio.to_thread(self.log.wait_for_room)
+
+    async def job_log(self, job: Job, rows: np.ndarray, chances: np.ndarray, tag: str) -> dict[str, Any] | None:
+        """A completed job's rows as a prediction-log chunk, written with the job's outcome (service/jobs.py);
+        its intervals at the default level of the model that made them."""
+        if self.log is None:
+            return None
+        try:
+            table = await self.intervals.of_model(tag, self.batch.to_async.info)
+        except Exception:
+            table = None
+        level = table.default_level if table is not None else None
+        intervals = table.pairs(chances, level) if table is not None and level is not None else None
+        return chunk_row(job.id, "jobs", rows, chances, intervals, level, tag, job.owner, at=job.created_at)
 
     async def accept_job(self, rows: np.ndarray, owner: str) -> Response:
         """Store a job of valid (n, 7) rows and answer 202 with its status."""
@@ -176,9 +213,11 @@ def current() -> Answers | None:
 
 
 async def csv_response(body: dict[str, Any], job_id: str | None = None) -> Response:
-    """Predictions as CSV: ``chance`` and, when there are intervals, ``interval_low,interval_high``, a
-    row per applicant in input order; the model tag and interval level go in headers."""
+    """Predictions as CSV: ``prediction_id`` (when logged), ``chance`` and, when there are intervals,
+    ``interval_low,interval_high``, a row per applicant in input order; the model tag and interval level
+    go in headers."""
     columns = {"chance": body["chances"]}
+    request_id = body.get("request_id")
     intervals = body.get("intervals")
     if intervals is not None:
         columns.update(interval_low=intervals[:, 0], interval_high=intervals[:, 1])
@@ -187,8 +226,10 @@ async def csv_response(body: dict[str, Any], job_id: str | None = None) -> Respo
         headers["X-Interval-Level"] = f"{body['interval_level']:g}"
     if job_id is not None:
         headers["Content-Disposition"] = f'attachment; filename="{job_id}.csv"'
-    if len(body["chances"]) > CSV_IN_A_THREAD_ROWS:
-        content = await asyncio.to_thread(to_csv, columns)
-    else:
-        content = to_csv(columns)
+
+    def write() -> bytes:
+        text = to_csv(columns)
+        return with_ids(text, request_id) if request_id is not None else text
+
+    content = await asyncio.to_thread(write) if len(body["chances"]) > CSV_IN_A_THREAD_ROWS else write()
     return Response(content, media_type="text/csv; charset=utf-8", headers=headers)

@@ -1,7 +1,7 @@
 """The API service: the only exposed one. Authenticates, validates, and routes to the model services.
 
 This module declares the service and its endpoints; what they answer is in service/answers.py (where
-BentoML's endpoints and the fast paths meet), the GET routes are in service/reads.py, and the
+BentoML's endpoints and the fast paths meet), the GET routes are in service/routes.py, and the
 middleware in service/middleware/ (the order they run in is set at the bottom of this file).
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from starlette.responses import Response
 
 from core.contract import FEATURE_NAMES
-from service import auth, container_limits, hop, offload, reads, settings, users
+from service import auth, container_limits, hop, offload, routes, settings, users
 from service.answers import PREDICTIONS, Answers
 from service.errors import (
     ConfigurationError,
@@ -50,6 +50,8 @@ from service.models import (
     json_depends,
     local_model,
 )
+from service.monitoring import Monitor, watch
+from service.predlog import PredictionLog
 from service.quiet import RateLimited
 from service.runner import JobRunner
 from service.schemas import (
@@ -95,7 +97,7 @@ def answers_errors(endpoint: Callable[..., Awaitable[T]]) -> Callable[..., Await
             if "ctx" in kwargs:  # with a Context parameter BentoML answers with ctx's status and headers
                 kwargs["ctx"].response.status_code = exc.status
                 kwargs["ctx"].response.metadata.update(exc.headers())
-            return reads.error_response(exc)
+            return routes.error_response(exc)
 
     return wrapper
 
@@ -165,6 +167,7 @@ class AdmissionsAPI:
             supervised=supervised,  # an orphaned worker claims and renews nothing (service/lifecycle.py)
             orphaned=leave,
             completed=_count_job_predictions,
+            logged=self._job_log,
         )
         try:
             self.jobs.open()
@@ -177,13 +180,24 @@ class AdmissionsAPI:
         # A separate single service is called through service/hop.py: BentoML's client cost more than the
         # rest of a /predict (docs/benchmarks.md, "The split topology").
         self.hop = hop.SingleHop(_SINGLE_URL, settings.internal_token()) if _SINGLE_URL else None
+        # Every answered prediction, and the figures drawn from them (service/predlog.py, service/monitoring.py).
+        self.log = PredictionLog(self.jobs.engine, self.jobs.path) if self.settings.prediction_log else None
+        self.monitor = Monitor(self.log, self.jobs, lambda: MODEL_TAG, self.settings.drift_window) if self.log else None
         self.answers = Answers(
-            self.single, self.batch, self.jobs, self.runner, self.settings, BatchRequest, JobRequest, self.hop
+            *(self.single, self.batch, self.jobs, self.runner, self.settings, BatchRequest, JobRequest),
+            hop=self.hop,
+            log=self.log,
+            monitor=self.monitor,
         )
+        self._watching: asyncio.Task[None] | None = None
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
         self.runner.start()
+        if self.log is not None and self.monitor is not None:
+            self.log.start()
+            retention_s = self.settings.prediction_log_days * 86_400
+            self._watching = asyncio.create_task(watch(self.monitor, self.log, retention_s), name="admissions-monitor")
         # Everything loaded so far (BentoML, sklearn, the model) lives as long as the process; frozen,
         # the full collections that still happen under load need not walk it (see service/patches.py).
         gc.collect()
@@ -204,6 +218,10 @@ class AdmissionsAPI:
         offload.stop()  # a body still being parsed must not hold up the shutdown
         if self.hop is not None:
             await self.hop.close()
+        if self._watching is not None:
+            self._watching.cancel()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.stop)  # what is buffered is written before the worker ends
         await self.runner.stop()
         self.jobs.close()
 
@@ -245,7 +263,7 @@ class AdmissionsAPI:
         service. Query: ``interval`` (a calibrated level, e.g. 0.8, or ``none``), ``explain=true`` (contributions)."""
         # Valid bodies are usually answered by the fast path (SinglePredictions) before they get here.
         values = [float(features[name]) for name in FEATURE_NAMES]
-        return await self.answers.answer_single(values, ctx.request.query_params)
+        return await self.answers.answer_single(values, ctx.request.query_params, ctx.request.scope[USER_KEY])
 
     @bentoml.api(input_spec=BatchRequest, output_spec=BatchPrediction)
     @answers_errors
@@ -256,7 +274,7 @@ class AdmissionsAPI:
         asked with ``Accept: text/csv``, or by default to a CSV body."""
         # Valid bodies are usually answered by the fast path (ColumnarBodies) before they get here.
         csv_out = wants_csv(ctx.request.scope, csv_in=False)
-        return await self.answers.answer_batch(as_rows(applicants), ctx.request, csv_out)
+        return await self.answers.answer_batch(as_rows(applicants), ctx.request, csv_out, ctx.request.scope[USER_KEY])
 
     @bentoml.api(route="/jobs", input_spec=JobRequest, output_spec=JobStatus)
     @answers_errors
@@ -267,6 +285,9 @@ class AdmissionsAPI:
         rows = await asyncio.to_thread(as_rows, applicants)
         ctx.response.status_code = 202  # with a Context parameter BentoML answers with ctx's status
         return await self.answers.accept_job(rows, ctx.request.scope[USER_KEY])
+
+    async def _job_log(self, job: Job, rows: np.ndarray, chances: np.ndarray, tag: str) -> dict[str, Any] | None:
+        return await self.answers.job_log(job, rows, chances, tag)
 
     async def _predict_job_rows(self, rows: np.ndarray) -> tuple[np.ndarray, str]:
         return await self.answers.predict_rows(rows)  # counted once the job completes: _count_job_predictions
@@ -306,7 +327,7 @@ SERVICE.add_asgi_middleware(
     default=settings.DEFAULT_BODY_LIMIT,
     csv_limits=settings.declared(settings.csv_body_limits),
 )
-SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=PATHS)
+SERVICE.add_asgi_middleware(JsonBodiesOnly, csv_paths=PATHS | {"/outcomes"})
 SERVICE.add_asgi_middleware(BearerAuthMiddleware, policy=_running("policy"), users=_running("directory"))
 SERVICE.add_asgi_middleware(NoQueryParameters, paths={"/jobs": _JOBS_QUERY})
 SERVICE.add_asgi_middleware(OneUploadAtATime, paths=frozenset({"/jobs"}))
@@ -319,4 +340,4 @@ SERVICE.add_asgi_middleware(
 SERVICE.add_asgi_middleware(BoundedErrors)
 SERVICE.add_asgi_middleware(ColumnarBodies)  # the innermost: bodies are checked above
 SERVICE.add_asgi_middleware(SinglePredictions)
-SERVICE.mount_asgi_app(reads.app, path="/", name="reads")
+SERVICE.mount_asgi_app(routes.app, path="/", name="routes")

@@ -240,3 +240,12 @@ def to_csv(columns: dict[str, np.ndarray]) -> bytes:
     commas = np.flatnonzero(body == _COMMA)
     body[commas[len(names) - 1 :: len(names)]] = _NEWLINE
     return header + body.tobytes()
+
+
+def with_ids(csv: bytes, request_id: str) -> bytes:
+    """``csv`` (from :func:`to_csv`) with a first column ``prediction_id``: ``<request_id>-<row>``."""
+    header, _, body = csv.partition(b"\n")
+    lines = body.split(b"\n")[:-1]  # the body ends with a line break
+    prefix = request_id.encode()
+    rows = b"".join(b"%s-%d,%s\n" % (prefix, row, line) for row, line in enumerate(lines))
+    return b"prediction_id," + header + b"\n" + rows

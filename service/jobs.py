@@ -40,6 +40,7 @@ from service.errors import (
     TooManyRequestsError,
 )
 from service.packing import pack_columns, unpack_columns
+from service.predlog import PREDICTIONS
 
 logger = logging.getLogger("admissions.jobs")
 T = TypeVar("T")
@@ -302,10 +303,12 @@ class JobStore:
 
         return self._retrying("cannot renew a lease", renew)
 
-    def complete(self, job: Job, predictions: np.ndarray, model_tag: str) -> bool:
-        """Store the outcome of this attempt; False (nothing written) when the attempt lost the job."""
+    def complete(self, job: Job, predictions: np.ndarray, model_tag: str, log: dict[str, Any] | None = None) -> bool:
+        """Store the outcome of this attempt; False (nothing written) when the attempt lost the job. ``log``,
+        the job's rows as a prediction-log chunk (service/predlog.py), is written in the same transaction:
+        a completed job's rows are in the log exactly once."""
         blob = np.ascontiguousarray(predictions, dtype=np.float64).tobytes()
-        return self._finish(job, blob, status=COMPLETED, model_tag=model_tag, note=None)
+        return self._finish(job, blob, log, status=COMPLETED, model_tag=model_tag, note=None)
 
     def fail(self, job: Job, message: str) -> bool:
         return self._finish(job, status=FAILED, error=message, note=None)
@@ -367,6 +370,14 @@ class JobStore:
             raise JobConflictError(f"job {job_id} is {job.status}: only a failed job can be retried", status=job.status)
         return self.get(job_id)
 
+    def backlog(self) -> tuple[int, float | None]:
+        """Jobs waiting (pending) and the creation time of the oldest of them (None when none waits)."""
+        with self.guard("cannot be read"), self.engine.connect() as conn:
+            count, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(JOBS.c.created_at)).where(JOBS.c.status == PENDING)
+            ).one()
+        return int(count), oldest
+
     def has_runnable(self) -> bool:
         with self.guard("cannot be read"), self.engine.connect() as conn:
             return conn.execute(sa.select(JOBS.c.id).where(_runnable(time.time())).limit(1)).first() is not None
@@ -374,7 +385,7 @@ class JobStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _finish(self, job: Job, results: bytes | None = None, **values: Any) -> bool:
+    def _finish(self, job: Job, results: bytes | None = None, log: dict[str, Any] | None = None, **values: Any) -> bool:
         """The outcome, in one transaction with the results: both or neither, and only by this attempt."""
 
         def write() -> bool:
@@ -387,6 +398,9 @@ class JobStore:
                 if done.rowcount == 1 and results is not None:
                     conn.execute(JOB_DATA.delete().where(JOB_DATA.c.job_id == job.id, JOB_DATA.c.kind == RESULTS))
                     conn.execute(JOB_DATA.insert().values(job_id=job.id, kind=RESULTS, data=results))
+                if done.rowcount == 1 and log is not None:
+                    conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.request_id == job.id))  # a retried write
+                    conn.execute(PREDICTIONS.insert().values(**log))
                 if done.rowcount == 1:
                     return True
                 # A retry after a commit whose answer was lost: this attempt's outcome is already stored.
@@ -501,11 +515,13 @@ def _create_schema(engine: Engine) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})"))
             _METADATA.create_all(conn)
+            PREDICTIONS.metadata.create_all(conn)  # the prediction log lives in the jobs database
             _migrate(conn)
         return
     for _ in range(3):
         try:
             _METADATA.create_all(engine)
+            PREDICTIONS.metadata.create_all(engine)  # the prediction log lives in the jobs database
             break
         except sa.exc.OperationalError as exc:
             if "already exists" not in str(exc):

@@ -65,6 +65,7 @@ class JobRunner:
         supervised: Callable[[], bool] = lambda: True,
         orphaned: Callable[[], None] = lambda: None,
         completed: Callable[[Job, int], None] | None = None,
+        logged: Callable[[Job, np.ndarray, np.ndarray, str], Awaitable[dict[str, Any] | None]] | None = None,
     ) -> None:
         self.store = store
         self.predict = predict
@@ -76,6 +77,7 @@ class JobRunner:
         self.supervised, self.orphaned = supervised, orphaned
         self._progress_at = 0.0  # when the running attempt last had a chunk answered (monotonic)
         self.completed = completed  # called once per job whose outcome was stored (counts work done once)
+        self.logged = logged  # a job's rows as a prediction-log chunk, stored with its outcome
         self.problem: str | None = None  # why the jobs database is unusable, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -124,7 +126,7 @@ class JobRunner:
         lease = asyncio.create_task(self._keep_lease(job, predicting))
         try:
             try:
-                predictions, tag = await predicting
+                rows, predictions, tag = await predicting
             except asyncio.CancelledError:
                 ended = lease.result() if lease.done() and not lease.cancelled() else None
                 if ended == LOST:
@@ -153,7 +155,8 @@ class JobRunner:
                 logger.exception("job %s failed", job.id)
                 await asyncio.to_thread(self.store.fail, job, f"internal error: {type(exc).__name__}")
                 return
-            if await asyncio.to_thread(self.store.complete, job, predictions, tag):
+            log = await self.logged(job, rows, predictions, tag) if self.logged is not None else None
+            if await asyncio.to_thread(self.store.complete, job, predictions, tag, log):
                 logger.info("job %s completed: %d rows", job.id, len(predictions))
                 if self.completed is not None:
                     self.completed(replace(job, model_tag=tag), len(predictions))
@@ -164,7 +167,7 @@ class JobRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await lease
 
-    async def _predict_all(self, job: Job) -> tuple[np.ndarray, str]:
+    async def _predict_all(self, job: Job) -> tuple[np.ndarray, np.ndarray, str]:
         """All rows through the batch service, ``IN_FLIGHT_CHUNKS`` chunks at a time; on the first error
         the other chunks are cancelled before it propagates."""
         rows = await asyncio.to_thread(self.store.features, job.id)
@@ -186,9 +189,9 @@ class JobRunner:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         predictions = np.concatenate([np.asarray(chances, dtype=np.float64) for chances, _ in outcomes])
-        return predictions, outcomes[0][1]
+        return rows, predictions, outcomes[0][1]
 
-    async def _keep_lease(self, job: Job, work: asyncio.Task[tuple[np.ndarray, str]]) -> str:
+    async def _keep_lease(self, job: Job, work: asyncio.Task[tuple[np.ndarray, np.ndarray, str]]) -> str:
         """Renew the lease every quarter of its length while the attempt can finish; otherwise cancel
         ``work`` and say why: the job was lost, the attempt is stuck, or the server is gone."""
         while True:

@@ -50,6 +50,9 @@ DEFAULT_MAX_CSV_JOB_SIZE = 400_000
 DEFAULT_API_WORKERS = 2
 DEFAULT_JOB_LEASE_S = 60.0  # a worker that stops renewing loses its job this long after
 DEFAULT_MAX_ACTIVE_JOBS = 20  # pending or running jobs per user: one user cannot queue up the service
+DEFAULT_PREDICTION_LOG_DAYS = 365.0  # how long the prediction log keeps a prediction (docs/monitoring.md)
+DEFAULT_DRIFT_WINDOW = 500  # the newest predictions whose inputs are compared with the training profile
+MAX_OUTCOMES = 10_000  # outcomes one POST /outcomes may carry
 DEFAULT_JOB_RETRY_WINDOW_S = 600.0  # how long a job waits out a model-service outage before failing
 DEFAULT_TOKEN_MINUTES = 30.0
 MAX_TOKEN_MINUTES = 24 * 60.0  # a stolen token must not outlive a day
@@ -81,6 +84,9 @@ class Settings:
     login_limits: tuple[int, int, int, float]  # failed logins per (name, address), address, name; window (s)
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
     memory_budget_mb: int | None = None  # per worker; None: from the container's limit, if any
+    prediction_log: bool = True  # ADMISSIONS_PREDICTION_LOG=off: answered predictions are not recorded
+    prediction_log_days: float = DEFAULT_PREDICTION_LOG_DAYS
+    drift_window: int = DEFAULT_DRIFT_WINDOW
 
 
 def declared(read: Callable[..., T]) -> T:
@@ -151,6 +157,7 @@ def max_csv_job_size(env: Mapping[str, str] = os.environ) -> int:
 DEFAULT_BODY_LIMIT = 64 * 1024
 SMALL_BODY_LIMIT = 4 * 1024  # a login or one applicant is ~200 bytes
 BYTES_PER_ROW = 256  # one applicant in a batch is ~140 bytes compact, ~200 pretty-printed
+OUTCOME_BYTES = 128  # {"prediction_id": "<23 hex>-<row>", "outcome": 0.5} is ~60 bytes
 CSV_BYTES_PER_ROW = 64  # a CSV line is ~25 bytes ("320,110,4,4.5,4.0,9.1,1")
 
 
@@ -161,6 +168,7 @@ def body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
         "/predict": SMALL_BODY_LIMIT,
         "/predict_batch": max_batch_size(env) * BYTES_PER_ROW + SMALL_BODY_LIMIT,
         "/jobs": max_job_size(env) * BYTES_PER_ROW + SMALL_BODY_LIMIT,
+        "/outcomes": MAX_OUTCOMES * OUTCOME_BYTES + SMALL_BODY_LIMIT,
     }
 
 
@@ -169,6 +177,7 @@ def csv_body_limits(env: Mapping[str, str] = os.environ) -> dict[str, int]:
     return {
         "/predict_batch": max_csv_batch_size(env) * CSV_BYTES_PER_ROW + SMALL_BODY_LIMIT,
         "/jobs": max_csv_job_size(env) * CSV_BYTES_PER_ROW + SMALL_BODY_LIMIT,
+        "/outcomes": MAX_OUTCOMES * CSV_BYTES_PER_ROW + SMALL_BODY_LIMIT,
     }
 
 
@@ -222,6 +231,9 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
         ),
         trusted_proxies=trusted_proxies(env),
         memory_budget_mb=memory_budget_mb(env),
+        prediction_log=_on_off(env, "ADMISSIONS_PREDICTION_LOG", default=True),
+        prediction_log_days=_positive_float(env, "ADMISSIONS_PREDICTION_LOG_DAYS", DEFAULT_PREDICTION_LOG_DAYS),
+        drift_window=_positive_int(env, "ADMISSIONS_DRIFT_WINDOW", DEFAULT_DRIFT_WINDOW),
     )
 
 
@@ -353,6 +365,17 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if number < 1:
         raise ConfigurationError(f"{name} must be at least 1, not {number}")
     return number
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be on or off, not {value!r}")
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -77,7 +77,7 @@ class ColumnarBodies:
                 return GONE
             if path == "/jobs":
                 return await api.accept_job(rows, scope[USER_KEY])
-            return await api.answer_batch(rows, Request(scope), wants_csv(scope, csv_in))
+            return await api.answer_batch(rows, Request(scope), wants_csv(scope, csv_in), scope[USER_KEY])
 
         await _answer(self.app, scope, receive, send, answering())
 
@@ -129,7 +129,7 @@ class SinglePredictions:
             except ValidationError:
                 return None
             values = [float(applicant[name]) for name in FEATURE_NAMES]
-            return await api.answer_single(values, QueryParams(scope["query_string"]))
+            return await api.answer_single(values, QueryParams(scope["query_string"]), scope[USER_KEY])
 
         await _answer(self.app, scope, replay(body, receive), send, answering())
 

@@ -11,8 +11,9 @@ import pytest
 
 from core import aliases
 from core.contract import FEATURE_NAMES, TARGET
+from core.profile import column_profile, psi
 from pipeline import alias_moves, gate
-from pipeline.profile import column_profile, profile, psi
+from pipeline.profile import profile
 from pipeline.reference import load_reference, overlap, row_keys, without_reference
 from tests.conftest import ROOT
 
