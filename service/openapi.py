@@ -93,10 +93,23 @@ SCHEMAS = {
                           "description": "[low, high] per row, at interval_level"},
             "interval_level": {"type": "number", "nullable": True},
             "interval_note": {"type": "string", "description": "why there are no intervals, when there are none"},
+            "prediction_ids": {"type": "array", "items": {"type": "string"}, "description": "per row, for "
+                               "POST /outcomes: <job id>-<row>"},
         },
     },
     "ModelInfo": {"type": "object", "additionalProperties": True, "description": "the served model's tag, metrics, "
-                  "training parameters and lineage"},
+                  "training parameters and lineage, and whether retraining is recommended"},
+    "Outcomes": {
+        "type": "object", "required": ["outcomes"],
+        "properties": {"outcomes": {"type": "array", "minItems": 1, "maxItems": 10000, "items": {
+            "type": "object", "required": ["prediction_id", "outcome"],
+            "properties": {
+                "prediction_id": {"type": "string", "description": "as an answer gave it: <request id>-<row>"},
+                "outcome": {"type": "number", "minimum": 0, "maximum": 1, "description": "the real outcome"}}}}},
+    },
+    "Monitoring": {"type": "object", "additionalProperties": True, "description": "per model: drift (PSI per "
+                   "feature), realised RMSE and coverage per window with the outcomes behind them, and whether "
+                   "retraining is recommended, with the reasons (docs/monitoring.md)"},
 }  # fmt: skip
 
 
@@ -132,7 +145,11 @@ INTERVAL = {
 CSV_ROWS = (
     "gre_score,toefl_score,university_rating,sop,lor,cgpa,research\n320,110,4,4.5,4.0,9.1,1\n320,110,4,4.5,4.0,8.2,0\n"
 )
-CSV_ANSWER = "chance,interval_low,interval_high\n0.8302,0.7344,0.926\n0.6421,0.5463,0.7379\n"
+OUTCOME_ID = "19af3c2b7e1d40c5a9e3b21-0"
+CSV_ANSWER = (
+    "prediction_id,chance,interval_low,interval_high\n19af3c2b7e1d40c5a9e3b21-0,0.8302,0.7344,0.926\n"
+    "19af3c2b7e1d40c5a9e3b21-1,0.6421,0.5463,0.7379\n"
+)
 CSV_BODY = {
     "schema": {"type": "string", "description": "a header naming the seven fields, then one applicant per line"},
     "example": CSV_ROWS,
@@ -191,6 +208,26 @@ def _get_routes() -> dict[str, Any]:
                 "type": "string"}}}}, "404": {"description": "The model was registered without a card",
                 "content": _json("Error")}, **_errors(401, 503)},
         }},
+        "/outcomes": {"post": {
+            "summary": "Record the real outcome of predictions, by prediction id (all or none)",
+            "tags": ["Monitoring"], "operationId": "record_outcomes",
+            "requestBody": {"required": True, "content": {
+                **_json("Outcomes", {"outcomes": [{"prediction_id": OUTCOME_ID, "outcome": 1.0}]}),
+                "text/csv": {"schema": {"type": "string"}, "example": f"prediction_id,outcome\n{OUTCOME_ID},1\n"}}},
+            "responses": {"200": {"description": "Recorded", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {"recorded": {"type": "integer"}}},
+                "example": {"recorded": 1}}}},
+                "404": {"description": "No such prediction in the log; `row` names the row", "content": _json("Error")},
+                "409": {"description": "That prediction already has an outcome; `row` names the row",
+                        "content": _json("Error")},
+                **_errors(400, 401, 413, 415, 503)},
+        }},
+        "/monitoring": {"get": {
+            "summary": "Drift, realised accuracy and coverage per model, and whether retraining is recommended",
+            "tags": ["Monitoring"], "operationId": "monitoring",
+            "responses": {"200": {"description": "The figures", "content": _json("Monitoring")},
+                          **_errors(401, 503)},
+        }},
         "/model": {"get": {
             "summary": "The served model: tag, metrics, training parameters", "tags": ["Model"],
             "operationId": "model", "responses": {"200": {"description": "The model", "content": _json("ModelInfo")},
@@ -204,10 +241,12 @@ _POST_ROUTES: dict[str, tuple[str, int, Any, Any, tuple[int, ...]]] = {
     "/login": ("Authentication", 200, {"username": "alice", "password": "correct horse battery"},
                {"access_token": "eyJhbGciOiJIUzI1NiIs...", "token_type": "bearer", "expires_in": 1800},
                (400, 401, 413, 415, 429, 503)),
-    "/predict": ("Predictions", 200, APPLICANT, {"chance": 0.8302, "model_tag": "admissions:7b0d379393bd7765"},
+    "/predict": ("Predictions", 200, APPLICANT, {"chance": 0.8302, "model_tag": "admissions:7b0d379393bd7765",
+                                                 "prediction_id": "19af3c2b7e1d40c5a9e3b21-0"},
                  (400, 401, 413, 415, 503)),
     "/predict_batch": ("Predictions", 200, {"applicants": [APPLICANT, {**APPLICANT, "cgpa": 8.2, "research": 0}]},
-                       {"chances": [0.8302, 0.6421], "model_tag": "admissions:7b0d379393bd7765"},
+                       {"chances": [0.8302, 0.6421], "model_tag": "admissions:7b0d379393bd7765",
+                        "prediction_ids": ["19af3c2b7e1d40c5a9e3b21-0", "19af3c2b7e1d40c5a9e3b21-1"]},
                        (400, 401, 413, 415, 503)),
     "/jobs": ("Jobs", 202, {"applicants": [APPLICANT, {**APPLICANT, "cgpa": 8.2, "research": 0}]}, JOB_STATUS,
               (400, 401, 413, 415, 429, 503)),
@@ -226,6 +265,7 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
             ("Predictions", "Chances of admission, at once"),
             ("Jobs", "Large batches, run in the background; they survive restarts"),
             ("Model", "What is being served"),
+            ("Monitoring", "Real outcomes, and how the served model does on them"),
             ("Infrastructure", "Health and metrics (no token needed)"),
         )
     ]

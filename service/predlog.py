@@ -24,7 +24,10 @@ was predicted (model, time, chance, interval), so realised error and coverage ar
 from __future__ import annotations
 
 import logging
+import os
+import re
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.contract import FEATURE_NAMES, TARGET
-from service.errors import InvalidInputError, JobStoreUnavailableError
+from service.errors import ConfigurationError, InvalidInputError, JobStoreUnavailableError
 from service.packing import pack_columns, unpack_columns
 from service.quiet import RateLimited
 
@@ -105,18 +108,17 @@ def new_request_id(now: float | None = None) -> str:
     return f"{millis:011x}{secrets.token_hex(6)}"
 
 
+_ID = re.compile(r"([0-9a-f]{1,32})-([0-9]{1,9})")  # request ids: ours (hex) or a job's (uuid4 hex)
+
+
 def prediction_ids(request_id: str, rows: int) -> list[str]:
     return [f"{request_id}-{row}" for row in range(rows)]
 
 
 def parse_id(text: Any) -> tuple[str, int] | None:
     """``<request id>-<row>`` as (request id, row), or None when it is not one."""
-    if not isinstance(text, str) or "-" not in text:
-        return None
-    request_id, _, row = text.rpartition("-")
-    if not (0 < len(request_id) <= 32 and row.isdigit() and len(row) <= 9):
-        return None
-    return request_id, int(row)
+    found = _ID.fullmatch(text) if isinstance(text, str) else None
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 @dataclass
@@ -448,6 +450,9 @@ def chunk_row(
 ) -> dict[str, Any]:
     """One chunk as a database row (also what service/jobs.py writes with a job's outcome)."""
     chances = np.ascontiguousarray(chances, dtype=np.float64)
+    features = np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+    if len(features) != len(chances):
+        raise ValueError(f"{len(features)} rows but {len(chances)} chances")
     return {
         "request_id": request_id,
         "at": time.time() if at is None else at,
@@ -455,7 +460,7 @@ def chunk_row(
         "model_tag": model_tag,
         "route": route,
         "n_rows": len(chances),
-        "features": pack_columns(np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))),
+        "features": pack_columns(features),
         "chances": chances.tobytes(),
         "intervals": None if intervals is None else np.ascontiguousarray(intervals, dtype=np.float64).tobytes(),
         "interval_level": level if intervals is not None else None,
@@ -541,3 +546,60 @@ def export_rows(log: PredictionLog, start: float | None, end: float | None, mode
                 chunk.interval_level if intervals is not None else None,
                 outcomes.get(row),
             )
+
+
+def _moment(text: str) -> float:
+    """An ISO date or time (UTC when it names no zone) as unix time."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"error: {text!r} is not a date or time (e.g. 2026-12-01 or 2026-12-01T08:00)") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
+    """``python -m service.predlog export [--since ISO] [--until ISO] [--model TAG] --out FILE.csv``: the
+    logged predictions (with their outcomes) of the jobs database the service is configured with."""
+    import argparse
+    import csv
+
+    parser = argparse.ArgumentParser(prog="python -m service.predlog", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="the log as CSV, one row per prediction (docs/monitoring.md)")
+    export.add_argument("--since", help="predictions made at or after this time (ISO, UTC by default)")
+    export.add_argument("--until", help="... and before this time")
+    export.add_argument("--model", help="only this model's predictions (a tag, e.g. admissions:1a2b3c)")
+    export.add_argument("--out", required=True, help="the CSV file to write ('-': standard output)")
+    args = parser.parse_args(argv)
+    if engine is None:
+        from service import settings
+        from service.jobs import JobStore
+
+        try:
+            loaded = settings.load({**os.environ, "ADMISSIONS_DEV_MODE": "1"})  # no secret needed to export
+            store = JobStore(loaded.jobs_url or loaded.jobs_db).open()
+        except (ConfigurationError, JobStoreUnavailableError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        engine, where = store.engine, store.path
+    else:
+        where = str(engine.url)
+    log = PredictionLog(engine, where)
+    start = _moment(args.since) if args.since else None
+    end = _moment(args.until) if args.until else None
+    handle = sys.stdout if args.out == "-" else open(args.out, "w", newline="")  # noqa: SIM115
+    count = 0
+    with handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_COLUMNS)
+        for row in export_rows(log, start, end, args.model):
+            writer.writerow("" if value is None else value for value in row)
+            count += 1
+    print(f"{count} predictions from {where} written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -51,12 +51,16 @@ _INTERVAL = "conformal prediction interval [low, high], clipped to [0, 1]; null 
 _LEVEL = "the interval's coverage level (default 0.9; ?interval=0.8 asks another calibrated level)"
 
 
+_PREDICTION_ID = "the prediction's id in the prediction log, for POST /outcomes (null when the log is off)"
+
+
 class Prediction(BaseModel):
     chance: float = Field(ge=0, le=1, description="predicted chance of admission")
     model_tag: str = Field(description="the model that produced the prediction")
     interval: tuple[float, float] | None = Field(default=None, description=_INTERVAL)
     interval_level: float | None = Field(default=None, description=_LEVEL)
     explanation: Explanation | None = Field(default=None, description="with ?explain=true only")
+    prediction_id: str | None = Field(default=None, description=_PREDICTION_ID)
 
 
 class BatchPrediction(BaseModel):
@@ -65,6 +69,7 @@ class BatchPrediction(BaseModel):
     intervals: list[tuple[float, float]] | None = Field(default=None, description=_INTERVAL)
     interval_level: float | None = Field(default=None, description=_LEVEL)
     explanations: list[Explanation] | None = Field(default=None, description="with ?explain=true only")
+    prediction_ids: list[str] | None = Field(default=None, description=_PREDICTION_ID + ", per row")
 
 
 class JobStatus(BaseModel):

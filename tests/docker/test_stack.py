@@ -79,8 +79,8 @@ def test_a_csv_batch_through_the_published_port_equals_the_model(stack: Stack, i
     answer = requests.post(f"{stack.url}/predict_batch", data=body.encode(), headers=headers, timeout=60)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv"), answer.text[:300]
     lines = answer.text.splitlines()
-    assert lines[0] == "chance,interval_low,interval_high" and len(lines) == 301
-    chances = [float(line.split(",")[0]) for line in lines[1:]]
+    assert lines[0] == "prediction_id,chance,interval_low,interval_high" and len(lines) == 301
+    chances = [float(line.split(",")[1]) for line in lines[1:]]
     np.testing.assert_allclose(chances, expected(in_process_model, batch), rtol=0, atol=TOLERANCE)
 
 

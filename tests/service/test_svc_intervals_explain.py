@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.contract import FEATURE_NAMES
-from core.intervals import IntervalTable
+from core.intervals import IntervalTable, UnknownLevelError
 from core.linear import probe_rows
 from service.errors import InvalidInputError
 from service.explain import LINEAR, TREES, Explainer
@@ -30,8 +30,11 @@ def test_the_default_level_another_calibrated_level_or_none() -> None:
 
 @pytest.mark.parametrize("asked", ["0.5", "0.99", "ninety"])
 def test_a_level_that_was_not_calibrated_is_refused_naming_the_offered_ones(asked: str) -> None:
-    with pytest.raises(InvalidInputError, match=r"calibrated levels 0\.8, 0\.9, or none"):
+    with pytest.raises(UnknownLevelError, match=r"calibrated levels 0\.8, 0\.9, or none"):
         TABLE.level(asked)
+    with pytest.raises(InvalidInputError, match=r"calibrated levels") as answered:  # what the service answers
+        single_extras(TABLE, Options(asked, explain=False), 0.5)
+    assert answered.value.status == 400 and answered.value.extra == {"field": "interval"}
 
 
 def test_intervals_are_clipped_to_zero_and_one() -> None:

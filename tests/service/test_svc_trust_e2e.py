@@ -20,7 +20,7 @@ def predict(api: Service, path: str, body: Any, query: str = "") -> requests.Res
 
 def test_predict_returns_the_interval_at_the_default_level_beside_the_chance(api: Service) -> None:
     body = predict(api, "/predict", applicant()).json()
-    assert set(body) == {"chance", "model_tag", "interval", "interval_level"}
+    assert set(body) == {"chance", "model_tag", "interval", "interval_level", "prediction_id"}
     assert body["model_tag"] == api.model_tag and body["interval_level"] == 0.9
     low, high = body["interval"]
     assert 0 <= low < body["chance"] < high <= 1
