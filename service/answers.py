@@ -91,7 +91,7 @@ class Answers:
             table = await self.intervals.get(result["model_tag"], self.single.info)
         if options.explain and result.get("explanation") is None:
             raise ExplanationUnavailableError(f"explanations are not available for model {result['model_tag']}")
-        result.update(single_extras(table, options, result["chance"]))
+        result.update(single_extras(table, options, result["chance"], values))
         PREDICTIONS.labels(endpoint="predict", model_tag=result["model_tag"]).inc()
         # Serialised here: BentoML's generic output path cost ~10% of /predict (py-spy); same JSON shape.
         return Response(wire.to_json(result), media_type="application/json")
@@ -108,7 +108,7 @@ class Answers:
             body = {"chances": chances, "model_tag": tag}
         async with calling("batch"):
             table = await self.intervals.get(body["model_tag"], self.batch.to_async.info)
-        body.update(batch_extras(table, options, body["chances"]))
+        body.update(batch_extras(table, options, body["chances"], rows))
         PREDICTIONS.labels(endpoint="predict_batch", model_tag=body["model_tag"]).inc(len(body["chances"]))
         if csv_out:
             return await csv_response(body)
@@ -159,7 +159,8 @@ class Answers:
         if table is None:
             note = "the model that made these predictions is no longer served: no intervals"
             return {"intervals": None, "interval_level": None, "interval_note": note}
-        return batch_extras(table, options, chances)
+        rows = await asyncio.to_thread(self.jobs.features, job.id) if table.needs_rows else None
+        return batch_extras(table, options, chances, rows)
 
 
 def current() -> Answers | None:
