@@ -53,9 +53,10 @@ async def predict(request: Request) -> Response:
         applicant = Applicant.model_validate_json(await request.body())
     except ValidationError as exc:
         return Response(exc.json(), status_code=400, media_type="application/json")
-    chance = float(PREDICTOR.predict(np.array([[getattr(applicant, name) for name in FEATURE_NAMES]]))[0])
+    row = np.array([[getattr(applicant, name) for name in FEATURE_NAMES]], dtype=np.float64)
+    chance = float(PREDICTOR.predict(row)[0])
     level = INTERVALS.default_level
-    interval = INTERVALS.pairs(np.array([chance]), level)[0].tolist() if level is not None else None
+    interval = INTERVALS.pairs(np.array([chance]), level, row)[0].tolist() if level is not None else None
     body = {"chance": chance, "model_tag": PREDICTOR.tag, "interval": interval, "interval_level": level}
     return Response(orjson.dumps(body), media_type="application/json")
 

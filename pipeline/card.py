@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.contract import FEATURES, TARGET
 
+CALIBRATION_FOLDS = 5  # pipeline.intervals.CALIBRATION_FOLDS (not imported: that module imports this one's users)
+
 if TYPE_CHECKING:  # the stage modules import this one
     from pipeline.explain import GlobalView
     from pipeline.intervals import Intervals
@@ -35,6 +37,63 @@ def _coverage_rows(coverage: dict[str, Any]) -> str:
             f"{held['mean_width']:.3f} | {cv['mean_width']:.3f} |"
         )
     return "\n".join(rows)
+
+
+GUARANTEE = (
+    "For each university rating, the interval is built so that about 9 in 10 applicants' outcomes fall "
+    "inside the 90% interval (and 8 in 10, 19 in 20 at 80% and 95%), and it is wider for applicants whose "
+    "profile the model predicts less surely. This is checked on past data, not proven: it is a "
+    "group-conditional calibration (per rating), not a promise for any single applicant, and it holds "
+    "only as long as new applicants resemble the training data."
+)
+
+
+def group_rows(groups: list[dict[str, Any]], level: float) -> str:
+    """Markdown rows: per group its size, RMSE, bias and coverage/width at ``level`` (judged or not)."""
+    rows = []
+    for g in groups:
+        judged = "yes" if g["judged"] else "no"
+        rows.append(
+            f"| {g['breakdown']} | {g['group']} | {g['predictions']} ({g['applicants']}) | {g['rmse']:.4f} | "
+            f"{g['bias']:+.4f} | {g[f'coverage_{level:g}']:.1%} | {g[f'width_{level:g}']:.3f} | {judged} |"
+        )
+    return "\n".join(rows)
+
+
+def groups_section(intervals: Intervals) -> str:
+    """Errors and interval coverage by group (issue 22), CV then held-out, with sizes."""
+    coverage = intervals["coverage"]
+    if "cv_groups" not in coverage:
+        return ""
+    level = float(intervals["default_level"])
+    head = (
+        f"| breakdown | group | predictions (applicants) | RMSE | bias | coverage {level:.0%} | mean width | judged |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    worst = coverage.get("cv_worst", {})
+    worst_lines = "\n".join(
+        f"- {float(lv):.0%}: {w['breakdown']} {w['group']} at {w['coverage']:.1%} ({w['predictions']} predictions)"
+        for lv, w in worst.items()
+    )
+    return f"""## Errors and intervals by group
+
+Bias is the mean of predicted minus actual (positive: the model promises too much). Coverage is judged
+for groups of at least 80 predictions (deciles of the predicted chance, ratings, research); CGPA deciles
+are reported. Out-of-fold ({coverage["cv_repeats"]} x {CALIBRATION_FOLDS}-fold CV on the training split;
+each applicant predicted once per repeat):
+
+{head}
+{group_rows(coverage["cv_groups"], level)}
+
+The judged group furthest from nominal, per level:
+
+{worst_lines}
+
+Held-out split ({coverage["held_out_rows"]} applicants; small groups, so noisy):
+
+{head}
+{group_rows(coverage["held_out_groups"], level)}
+"""
 
 
 def _global_lines(view: GlobalView) -> str:
@@ -118,8 +177,11 @@ other calibrated levels on request. Measured coverage next to the nominal level:
 {_coverage_rows(intervals["coverage"])}
 
 Held-out: {intervals["coverage"]["held_out_rows"]} rows; CV: {intervals["coverage"]["cv_rows"]} out-of-fold predictions.
-Coverage is an average over applicants, not a guarantee for any one applicant.
+Calibrated on {intervals["calibration_rows"]} of {intervals.get("training_rows", "?")} training rows.
 
+**What it guarantees.** {GUARANTEE}
+
+{groups_section(intervals)}
 ## What drives the predictions
 
 {_global_lines(view)}

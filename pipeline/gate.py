@@ -132,3 +132,71 @@ def champion_on_new_labels(new_rmse: float, recorded_rmse: float, champion: str,
     )
     numbers = {"rmse": new_rmse, "recorded_rmse": recorded_rmse, "ratio": ratio}
     return Check("labels_vs_champion", ratio <= max_ratio, says, numbers=numbers)
+
+
+# The groups the gate compares a candidate with the champion in, on the reference applicants.
+GROUP_MIN_ROWS = 10  # a group needs this many reference applicants to be judged (paired, so little noise)
+
+
+def reference_groups(reference: pd.DataFrame, cgpa_edges: list[float]) -> dict[str, np.ndarray]:
+    """Masks of the reference applicants per group: university rating, research, decile of CGPA (between
+    the candidate's training deciles)."""
+    groups = {}
+    for value in sorted(reference["university_rating"].unique()):
+        groups[f"university rating {value:g}"] = (reference["university_rating"] == value).to_numpy()
+    for value in sorted(reference["research"].unique()):
+        groups[f"research {value:g}"] = (reference["research"] == value).to_numpy()
+    decile = np.searchsorted(np.asarray(cgpa_edges), reference["cgpa"].to_numpy(), side="right")
+    for d in range(len(cgpa_edges) + 1):
+        groups[f"CGPA decile {d + 1}"] = decile == d
+    return groups
+
+
+def groups_vs_champion(
+    actual: np.ndarray,
+    candidate: np.ndarray,
+    champion_chances: np.ndarray,
+    groups: dict[str, np.ndarray],
+    champion: str,
+    tolerance: float,
+) -> Check:
+    """No judged group of reference applicants may get worse (RMSE) than with the champion by more than
+    ``tolerance``; bias (mean predicted minus actual) is reported beside it."""
+    numbers: dict[str, Any] = {}
+    worse = []
+    for name, mask in groups.items():
+        if mask.sum() < GROUP_MIN_ROWS:
+            numbers[name] = {"rows": int(mask.sum()), "judged": False}
+            continue
+        rmse_new = float(np.sqrt(np.mean((candidate[mask] - actual[mask]) ** 2)))
+        rmse_old = float(np.sqrt(np.mean((champion_chances[mask] - actual[mask]) ** 2)))
+        numbers[name] = {
+            "rows": int(mask.sum()),
+            "judged": True,
+            "rmse": rmse_new,
+            "champion_rmse": rmse_old,
+            "bias": float(np.mean(candidate[mask] - actual[mask])),
+            "champion_bias": float(np.mean(champion_chances[mask] - actual[mask])),
+        }
+        if rmse_new - rmse_old > tolerance:
+            worse.append(name)
+    judged = [name for name in numbers if numbers[name]["judged"]]
+    if worse:
+        listed = "; ".join(
+            f"{name} ({numbers[name]['rows']} applicants): RMSE {numbers[name]['rmse']:.4f} vs "
+            f"{numbers[name]['champion_rmse']:.4f}, bias {numbers[name]['bias']:+.4f} vs "
+            f"{numbers[name]['champion_bias']:+.4f}"
+            for name in sorted(worse, key=lambda n: numbers[n]["champion_rmse"] - numbers[n]["rmse"])
+        )
+        says = (
+            f"groups: worse than the champion {champion} on the reference applicants by more than "
+            f"{tolerance:g} RMSE in {listed}"
+        )
+    else:
+        gap = max((numbers[n]["rmse"] - numbers[n]["champion_rmse"] for n in judged), default=0.0)
+        says = (
+            f"groups: no group of reference applicants is worse than with the champion {champion} by more than "
+            f"{tolerance:g} RMSE ({len(judged)} groups of at least {GROUP_MIN_ROWS} judged; largest change "
+            f"{gap:+.4f})"
+        )
+    return Check("groups_vs_champion", not worse, says, numbers=numbers)

@@ -42,7 +42,17 @@ from pipeline.card import gate_section
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import scores
-from pipeline.gate import Check, against_champion, behaviour, champion_on_new_labels, coverage, data_shift, floors
+from pipeline.gate import (
+    Check,
+    against_champion,
+    behaviour,
+    champion_on_new_labels,
+    coverage,
+    data_shift,
+    floors,
+    groups_vs_champion,
+    reference_groups,
+)
 from pipeline.intervals import CalibrateIntervals, load_intervals
 from pipeline.provenance import write_json
 from pipeline.reference import REFERENCE_FILE, overlap
@@ -85,6 +95,11 @@ class PromoteModel(PipelineTask):
         default=1.5,
         significant=False,
         description="the champion's RMSE on the new labels, at most this times its own held-out RMSE",
+    )
+    gate_group_tolerance = luigi.FloatParameter(
+        default=0.02,
+        significant=False,
+        description="RMSE a group of reference applicants (rating, research, CGPA decile) may lose to the champion",
     )
     gate_coverage_tolerance = luigi.FloatParameter(
         default=0.05, significant=False, description="how far the CV interval coverage may be from nominal"
@@ -153,6 +168,18 @@ class PromoteModel(PipelineTask):
         ]
         if champion and champion != self.model_tag:
             checks += self.against(champion, reference, train, load_frame(data_dir, TEST_FILE), on_reference["rmse"])
+            champion_chances = to_chance(bentoml.sklearn.load_model(champion).predict(features))
+            edges = intervals["coverage"].get("cgpa_edges") or list(np.quantile(train["cgpa"], np.arange(1, 10) / 10))
+            checks.append(
+                groups_vs_champion(
+                    actual,
+                    to_chance(model.predict(features)),
+                    champion_chances,
+                    reference_groups(reference, edges),
+                    champion,
+                    self.gate_group_tolerance,
+                )
+            )
         return checks
 
     def against(

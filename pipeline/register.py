@@ -63,7 +63,7 @@ def store_safe(value: Any) -> Any:
     return str(value)
 
 
-_LONG = ("per_fold_rmse", "cv_by_decile", "held_out_rows", "cv_rows")
+_LONG = ("per_fold_rmse", "cv_by_decile", "held_out_rows", "cv_rows", "cv_groups", "held_out_groups", "cgpa_edges")
 
 
 def readable(value: Any) -> Any:
@@ -86,7 +86,9 @@ def register(tag: str, inputs: dict[str, Path], manifest: dict[str, Any]) -> ben
         "selection_reason": selection["reason"],
         "metrics": readable(selection["metrics"]),
         "hyperparameters": estimator_parameters(model),
-        INTERVALS_KEY: {key: readable(intervals[key]) for key in ("half_widths", "default_level", "coverage")},
+        INTERVALS_KEY: {
+            key: readable(intervals[key]) for key in ("half_widths", "default_level", "adaptive", "coverage")
+        },
         EXPLAINER_KEY: {"feature_means": view["feature_means"]},
         "manifest": {**short, "lineage_file": LINEAGE_FILE, "card_file": CARD_FILE},
     }

@@ -121,6 +121,47 @@ def decile_plot(deciles: list[dict[str, Any]], level: float, path: Path) -> str:
     return _png(figure, path)
 
 
+def group_plot(groups: list[dict[str, Any]], level: float, path: Path) -> str:
+    """Coverage (bars, nominal dashed) and mean width (dots, right axis) per group of each breakdown."""
+    from matplotlib.figure import Figure
+
+    breakdowns = list(dict.fromkeys(g["breakdown"] for g in groups))
+    figure = Figure(figsize=(12, 3.4), dpi=70)
+    axes = figure.subplots(1, len(breakdowns), sharey=True)
+    for axis, name in zip(axes, breakdowns, strict=True):
+        part = [g for g in groups if g["breakdown"] == name]
+        labels = [g["group"] for g in part]
+        colours = ["tab:blue" if g["judged"] else "lightgrey" for g in part]
+        axis.bar(labels, [g[f"coverage_{level:g}"] for g in part], color=colours)
+        axis.axhline(level, color="black", linestyle="--", linewidth=1)
+        axis.set(title=name, ylim=(0, 1.05))
+        twin = axis.twinx()
+        twin.plot(labels, [g[f"width_{level:g}"] for g in part], "o-", color="tab:orange")
+        twin.set_ylim(0, max(g[f"width_{level:g}"] for g in groups) * 1.2)
+    axes[0].set_ylabel(f"coverage at {level:.0%} (grey: not judged)")
+    twin.set_ylabel("mean width", color="tab:orange")
+    return _png(figure, path)
+
+
+def groups_frame(groups: list[dict[str, Any]], level: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "breakdown": g["breakdown"],
+                "group": g["group"],
+                "predictions": str(g["predictions"]),
+                "applicants": str(g["applicants"]),
+                "RMSE": g["rmse"],
+                "bias": g["bias"],
+                f"coverage {level:.0%}": g[f"coverage_{level:g}"],
+                "mean width": g[f"width_{level:g}"],
+                "judged": "yes" if g["judged"] else "no",
+            }
+            for g in groups
+        ]
+    )
+
+
 def coverage_table(intervals: Intervals) -> pd.DataFrame:
     cov = intervals["coverage"]
     return pd.DataFrame(
@@ -136,6 +177,24 @@ def coverage_table(intervals: Intervals) -> pd.DataFrame:
             for level in sorted(cov["held_out"], key=float)
         ]
     )
+
+
+def group_sections(intervals: Intervals, level: float, folder: Path) -> list[str]:
+    """Errors and coverage by group, CV and held-out, with the plot (intervals from before issue 22: none)."""
+    coverage = intervals["coverage"]
+    if "cv_groups" not in coverage:
+        return []
+    plot = group_plot(coverage["cv_groups"], level, folder / "groups.png")
+    return [
+        "<h3>Errors and intervals by group</h3>",
+        "<p>Bias is the mean of predicted minus actual. Coverage is judged for groups of at least 80 predictions "
+        "(deciles of the predicted chance, ratings, research); the bars show coverage, the line the mean width. "
+        f"Out-of-fold, {coverage['cv_repeats']} CV repeats:</p>",
+        f'<img alt="coverage and width by group" src="{plot}">',
+        _table(groups_frame(coverage["cv_groups"], level)),
+        f"<p>Held-out split ({coverage['held_out_rows']} applicants):</p>",
+        _table(groups_frame(coverage["held_out_groups"], level)),
+    ]
 
 
 def gate_html(decision: dict[str, Any]) -> str:
@@ -197,6 +256,7 @@ def render(
         f"<p>{html.escape(intervals['method'])}.</p>",
         _table(coverage_table(intervals)),
         f'<img alt="coverage by decile" src="{deciles}">',
+        *group_sections(intervals, level, folder),
         "<h2>Global view</h2>",
         *coefficients,
         "<h3>Permutation importance (held-out RMSE increase when a feature is shuffled)</h3>",
@@ -237,8 +297,8 @@ class ReportRun(PipelineTask):
         tag = self.clone(RegisterModel).model_tag
         decision = load_decision(self.input_dir("gate"))
         (folder / REPORT_HTML).write_text(render(inputs, evaluations, tag, folder, decision))
-        for plot in ("folds.png", "residuals.png", "deciles.png"):
-            (folder / plot).unlink()  # embedded in the HTML already
+        for plot in ("folds.png", "residuals.png", "deciles.png", "groups.png"):
+            (folder / plot).unlink(missing_ok=True)  # embedded in the HTML already
         return {"report": REPORT_HTML, "gate_verdict_at": decision["at"]}
 
     def complete(self) -> bool:

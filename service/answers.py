@@ -100,7 +100,7 @@ class Answers:
             table = await self.intervals.get(result["model_tag"], self.single.info)
         if options.explain and result.get("explanation") is None:
             raise ExplanationUnavailableError(f"explanations are not available for model {result['model_tag']}")
-        result.update(single_extras(table, options, result["chance"]))
+        result.update(single_extras(table, options, result["chance"], values))
         if self.log is not None:
             result["prediction_id"] = self.log.single(
                 values, result["chance"], result["interval"], result["interval_level"], result["model_tag"], user
@@ -122,7 +122,7 @@ class Answers:
             body = {"chances": chances, "model_tag": tag}
         async with calling("batch"):
             table = await self.intervals.get(body["model_tag"], self.batch.to_async.info)
-        body.update(batch_extras(table, options, body["chances"]))
+        body.update(batch_extras(table, options, body["chances"], rows))
         if self.log is not None:
             request_id = self.log.batch(
                 rows, body["chances"], body["intervals"], body["interval_level"], body["model_tag"], user
@@ -153,7 +153,7 @@ class Answers:
         except Exception:
             table = None
         level = table.default_level if table is not None else None
-        intervals = table.pairs(chances, level) if table is not None and level is not None else None
+        intervals = table.pairs(chances, level, rows) if table is not None and level is not None else None
         return chunk_row(job.id, "jobs", rows, chances, intervals, level, tag, job.owner, at=job.created_at)
 
     async def accept_job(self, rows: np.ndarray, owner: str) -> Response:
@@ -201,7 +201,8 @@ class Answers:
         if table is None:
             note = "the model that made these predictions is no longer served: no intervals"
             return {"intervals": None, "interval_level": None, "interval_note": note}
-        return batch_extras(table, options, chances)
+        rows = await asyncio.to_thread(self.jobs.features, job.id) if table.needs_rows else None
+        return batch_extras(table, options, chances, rows)
 
 
 def current() -> Answers | None:

@@ -2,12 +2,13 @@
 
 Both are asked for in the query string, so the JSON (or any other) body keeps the applicant contract:
 ``?interval=0.8`` (a calibrated level), ``?interval=none``, ``?explain=true``. The interval is computed
-from the chance the model service returned, with the half-widths of the model that returned it.
+from the chance the model service returned, with the numbers of the model that returned it; a model
+calibrated per group (issue 22) also needs the applicant's features, which the caller passes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,16 +64,23 @@ def level(table: IntervalTable, options: Options) -> float | None:
         raise InvalidInputError(str(exc), field="interval") from None
 
 
-def single_extras(table: IntervalTable, options: Options, chance: float) -> dict[str, Any]:
+def single_extras(
+    table: IntervalTable, options: Options, chance: float, values: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """``values``: the applicant's features in contract order (needed when ``table.needs_rows``)."""
     level_ = level(table, options)
     if level_ is None:
         return {"interval": None, "interval_level": None}
-    return {"interval": table.pairs(np.array([chance]), level_)[0].tolist(), "interval_level": level_}
+    rows = None if values is None or not table.needs_rows else np.asarray([values], dtype=np.float64)
+    return {"interval": table.pairs(np.array([chance]), level_, rows)[0].tolist(), "interval_level": level_}
 
 
-def batch_extras(table: IntervalTable, options: Options, chances: np.ndarray) -> dict[str, Any]:
-    """``intervals`` is an (n, 2) array (service.wire.to_json writes arrays as JSON lists)."""
+def batch_extras(
+    table: IntervalTable, options: Options, chances: np.ndarray, rows: np.ndarray | None = None
+) -> dict[str, Any]:
+    """``intervals`` is an (n, 2) array (service.wire.to_json writes arrays as JSON lists); ``rows`` the
+    (n, 7) features (needed when ``table.needs_rows``)."""
     level_ = level(table, options)
     if level_ is None:
         return {"intervals": None, "interval_level": None}
-    return {"intervals": table.pairs(np.asarray(chances, dtype=np.float64), level_), "interval_level": level_}
+    return {"intervals": table.pairs(np.asarray(chances, dtype=np.float64), level_, rows), "interval_level": level_}

@@ -43,6 +43,12 @@ def _top_half(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return frame.sort_values(LABEL).iloc[len(frame) // 2 :]  # an export filtered to the likelier half
 
 
+def _one_rating(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    rows = frame["University Rating"] == 5  # one rating's labels exported as "chance of rejection"
+    frame.loc[rows, LABEL] = (1 - frame.loc[rows, LABEL]).round(2)
+    return frame
+
+
 CORRUPTIONS: dict[str, Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]] = {
     "shuffled": _shuffled,
     "half_shuffled": _half_shuffled,
@@ -50,6 +56,7 @@ CORRUPTIONS: dict[str, Callable[[pd.DataFrame, np.random.Generator], pd.DataFram
     "percent_twice": _percent_twice,
     "off_by_one": _off_by_one,
     "top_half": _top_half,
+    "one_rating": _one_rating,
 }
 
 

@@ -13,9 +13,14 @@ import pytest
 
 from tests.conftest import ROOT, PipelineRun
 
-# Stated tolerances: CV coverage pools 800 out-of-fold predictions (binomial sd ~1 point at 90%);
-# the held-out split has 80 rows (sd ~3.4 points), so it gets about three standard deviations.
-CV_TOLERANCE, HELD_OUT_TOLERANCE = 0.03, 0.10
+# Stated tolerances: CV coverage pools 960 out-of-fold predictions of 320 applicants (binomial sd ~1.7
+# points at 90% counting applicants), so 3 points below nominal; above nominal up to 5 points (calibrating
+# per university rating is conservative in small ratings: 93% at 90% on the vendored data). The
+# held-out split has 80 rows (sd ~3.4 points), so it gets about three standard deviations.
+CV_BELOW, CV_ABOVE, HELD_OUT_TOLERANCE = 0.03, 0.05, 0.10
+# Per judged group (>= 80 predictions, i.e. >= 27 applicants): sd at 80% for 27 applicants is ~7.7 points,
+# so a group is asserted no lower than 15 points (two sd) under nominal; the 5 points is reported.
+GROUP_BELOW = 0.15
 
 
 def upstream(run: PipelineRun, family: str) -> Path:
@@ -39,10 +44,29 @@ def test_interval_coverage_is_near_nominal_on_held_out_data_and_by_cv(pipeline_r
     assert widths == sorted(widths) and widths[0] > 0
     for level in ("0.8", "0.9", "0.95"):
         cv, held_out = intervals["coverage"]["cv"][level], intervals["coverage"]["held_out"][level]
-        assert abs(cv["coverage"] - float(level)) <= CV_TOLERANCE, (level, cv)
+        assert -CV_BELOW <= cv["coverage"] - float(level) <= CV_ABOVE, (level, cv)
         assert abs(held_out["coverage"] - float(level)) <= HELD_OUT_TOLERANCE, (level, held_out)
-        assert 0 < held_out["mean_width"] <= 2 * intervals["half_widths"][level]  # clipping only narrows
+        # half_widths is the mean over the calibration rows; widths vary by applicant, so only a sanity bound
+        assert 0 < held_out["mean_width"] <= 4 * intervals["half_widths"][level]
     assert len(intervals["coverage"]["cv_by_decile"]) == 10
+
+
+@pytest.mark.e2e
+def test_coverage_and_errors_are_reported_by_group_and_judged_groups_hold(pipeline_run: PipelineRun) -> None:
+    coverage = json.loads((upstream(pipeline_run, "CalibrateIntervals") / "intervals.json").read_text())["coverage"]
+    groups = coverage["cv_groups"]
+    breakdowns = {g["breakdown"] for g in groups}
+    assert breakdowns == {"decile of the predicted chance", "university rating", "research", "decile of CGPA"}
+    judged = [g for g in groups if g["judged"]]
+    assert {g["breakdown"] for g in judged} == {"decile of the predicted chance", "university rating", "research"}
+    for group in judged:
+        assert group["predictions"] >= 80
+        for level in (0.8, 0.9, 0.95):
+            assert group[f"coverage_{level:g}"] >= level - GROUP_BELOW, group
+    widths = [g["width_0.9"] for g in groups if g["breakdown"] == "decile of the predicted chance"]
+    assert max(widths) > 1.2 * min(widths)  # widths follow the uncertainty, not one width for all
+    assert {g["breakdown"] for g in coverage["held_out_groups"]} == breakdowns
+    assert all({"rmse", "bias", "applicants"} <= set(g) for g in groups + coverage["held_out_groups"])
 
 
 @pytest.mark.e2e
@@ -54,6 +78,7 @@ def test_the_model_carries_its_intervals_explainer_means_and_card(pipeline_run: 
     assert card.startswith(f"# Model card: {pipeline_run.model_tag}")
     for section in ("## Intended use", "never", "## Training data", "## Features", "## Metrics", "+-",
                     "## Prediction intervals", "## Limitations", "no protected attributes",
+                    "What it guarantees", "## Errors and intervals by group",
                     "Coefficients (change in the predicted chance",
                     "Permutation importance (held-out split)"):  # fmt: skip
         assert section in card, section
