@@ -128,7 +128,7 @@ stop-visualiser: $(ENV_STAMP) ## stop luigid (SIGTERM: it saves its state first)
 
 # --- Prediction service (issue 3): serve, users, benchmarks --------------------------------------------
 SERVE_HOST ?= 127.0.0.1
-.PHONY: serve users-add bench-service bench-compose openapi
+.PHONY: serve users-add bench-service bench-compose openapi export-predictions
 
 serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) with the promoted model (ADMISSIONS_MODEL_TAG= another); prints the docs URL
 	@echo "Admissions API on http://$(SERVE_HOST):$(PORT)  docs (Swagger UI): http://$(SERVE_HOST):$(PORT)/  OpenAPI: http://$(SERVE_HOST):$(PORT)/docs.json"
@@ -136,6 +136,10 @@ serve: $(ENV_STAMP) ## serve the API on PORT (default 3000) with the promoted mo
 
 openapi: $(ENV_STAMP) ## regenerate docs/openapi.yaml (what /docs.json serves with the default settings)
 	$(PY) scripts/write_openapi.py docs/openapi.yaml
+
+export-predictions: $(ENV_STAMP) ## the prediction log as CSV: OUT=file.csv [SINCE=2026-12-01] [UNTIL=...] [MODEL=admissions:<v>]
+	@test -n "$(OUT)" || { echo "usage: make export-predictions OUT=predictions.csv [SINCE=...] [UNTIL=...] [MODEL=...]" >&2; exit 2; }
+	$(PY) -m service.predlog export --out "$(OUT)" $(if $(SINCE),--since "$(SINCE)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(MODEL),--model "$(MODEL)")
 
 users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (password from stdin)
 	@test -n "$(NAME)" || { echo "usage: make users-add NAME=alice" >&2; exit 2; }

@@ -112,6 +112,7 @@ def test_prometheus_scrapes_every_service() -> None:
     assert sorted(targets) == ["api:3000", "batch:3000", "single:3000"]
     mounted = COMPOSE["services"]["prometheus"]["volumes"]
     assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounted
+    assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounted  # rule_files: alerts.yml
 
 
 def test_the_grafana_dashboard_is_valid_json_and_provisioned() -> None:
