@@ -36,6 +36,18 @@ def applicants(n: int, seed: int) -> list[dict]:
     ]  # fmt: skip
 
 
+def vendored_applicants(n: int, seed: int) -> list[dict]:
+    """Applicants drawn from the vendored file the model was trained on: they do not drift."""
+    from tests.conftest import RAW_DATA
+
+    frame = pd.read_csv(RAW_DATA).rename(columns=lambda name: name.strip())
+    names = dict(zip(["GRE Score", "TOEFL Score", "University Rating", "SOP", "LOR", "CGPA", "Research"],
+                     FEATURE_NAMES, strict=True))  # fmt: skip
+    rows = frame[list(names)].rename(columns=names).sample(n, replace=True, random_state=seed)
+    kinds = {"gre_score": int, "toefl_score": int, "university_rating": int, "research": int}
+    return [{k: kinds.get(k, float)(v) for k, v in row.items()} for row in rows.to_dict("records")]
+
+
 def test_run_docker_waited_for_health_and_printed_the_url(stack: Stack) -> None:
     assert f"API: http://127.0.0.1:{stack.port}" in stack.started_output
     assert f"image {stack.image}" in stack.started_output
@@ -146,6 +158,37 @@ def test_the_model_services_refuse_pickle_bodies(stack: Stack) -> None:
     assert codes == {"single": 415, "batch": 415}
     for service in MODEL_SERVICES:
         assert stack.compose("exec", "-T", service, "test", "-e", marker, check=False).returncode == 1
+
+
+def test_a_real_prometheus_loads_the_alert_rules_and_fires_drift_for_shifted_applicants(stack: Stack) -> None:
+    """The loop in the stack: shifted applicants (CGPA 1.5 lower) are logged, their drift computed by the
+    API, scraped by the stack's Prometheus, and AdmissionsInputDrift fires on cgpa. Outcomes for some of
+    them feed the realised-accuracy panels (checked with data by the next test)."""
+    prometheus = f"http://127.0.0.1:{stack.prometheus_port}/api/v1"
+    rules = requests.get(f"{prometheus}/rules", timeout=10).json()["data"]["groups"]
+    loaded = {rule["name"] for group in rules for rule in group["rules"]}
+    assert {"AdmissionsInputDrift", "AdmissionsJobsDatabaseDown", "AdmissionsRealisedErrorHigh"} <= loaded
+    shifted = [{**row, "cgpa": round(row["cgpa"] - 1.5, 2)} for row in vendored_applicants(300, seed=8)]
+    headers = stack.login()
+    answer = stack.post("/predict_batch", {"applicants": shifted}, headers)
+    assert answer.status_code == 200, answer.text[:300]
+    ids = answer.json()["prediction_ids"]
+
+    def outcomes_recorded() -> bool:  # the log is written every half second
+        sent = {"outcomes": [{"prediction_id": pid, "outcome": 0.6} for pid in ids[:40]]}
+        return stack.post("/outcomes", sent, headers).status_code in (200, 409)
+
+    stack.wait_until(outcomes_recorded, "outcomes recorded against the logged predictions")
+
+    def firing() -> list[dict] | None:
+        query = 'ALERTS{alertname="AdmissionsInputDrift", alertstate="firing"}'
+        found = requests.get(f"{prometheus}/query", params={"query": query}, timeout=10).json()["data"]["result"]
+        return [alert["metric"] for alert in found] or None
+
+    alerts = stack.wait_until(firing, "AdmissionsInputDrift firing in the stack's Prometheus")
+    assert "cgpa" in {alert["feature"] for alert in alerts} and alerts[0]["severity"] == "warning"
+    monitoring = stack.get("/monitoring", headers).json()
+    assert any("cgpa" in reason for figures in monitoring["models"].values() for reason in figures["reasons"])
 
 
 def test_prometheus_scrapes_api_single_and_batch(stack: Stack) -> None:
