@@ -10,6 +10,9 @@
 #     (both with a connection per request: see the comment where they run)
 #   a 1,000,000-row CSV job: submitted, completed, downloaded      target: <= 3 s
 #   a 100,000-row JSON job: submitted to completed                 target: <= 10 s
+#   the prediction log's cost: a second server with ADMISSIONS_PREDICTION_LOG=off, /predict (10 clients)
+#   on both, one after the other                                   target: log on >= 0.9x log off
+#   and the 1M-row CSV job on it                                   target: log on <= 2x the time of log off
 # Usage: bench/service.sh   (env: BENCH_PORT=3399, PY=.tox/dev/bin/python, SECONDS_SHORT=20, SECONDS_LONG=30)
 #        bench/service.sh --check   only checks that the load tools are installed
 set -euo pipefail
@@ -77,5 +80,17 @@ echo "## /predict_batch, 100,000-row CSV batches, 2 clients, hey, a connection p
 batch "${short}s" 2 text/csv "$work/batch.csv" | show "$out/batch_csv.hey"
 echo "## a 1,000,000-row CSV job";  "$PY" bench/batch_throughput.py --url "$url" --seconds 0 --job-rows 1000000 --csv | show "$out/job_csv.job"
 echo "## a 100,000-row JSON job";   "$PY" bench/batch_throughput.py --url "$url" --seconds 0 --job-rows 100000 | show "$out/job_json.job"
+# The prediction log's cost (docs/monitoring.md): the same service with the log off, in the same run.
+off_port=$((port + 2))
+ADMISSIONS_PREDICTION_LOG=off ADMISSIONS_JOBS_DB=$work/jobs-off.sqlite \
+  setsid "$PY" -m bentoml serve service.api:AdmissionsAPI --host 127.0.0.1 --port "$off_port" >"$work/serve-off.log" 2>&1 &
+off=$!
+trap 'kill -TERM -- -$server -$raw -$off 2>/dev/null || true; wait $server $raw $off 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$off_port/readyz" >/dev/null && break; sleep 0.5; done
+bench/load_predict.sh "http://127.0.0.1:$off_port" 10 5 >/dev/null  # warm-up
+echo "## /predict, 10 clients, wrk: the log off";  bench/load_predict.sh "http://127.0.0.1:$off_port" 10 "$short" | show "$out/predict_log_off.wrk"
+echo "## /predict, 10 clients, wrk: the log on";   bench/load_predict.sh "$url" 10 "$short" | show "$out/predict_log_on.wrk"
+echo "## a 1,000,000-row CSV job: the log off"
+"$PY" bench/batch_throughput.py --url "http://127.0.0.1:$off_port" --seconds 0 --job-rows 1000000 --csv | show "$out/job_csv_log_off.job"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PY" bench/verdict.py "$out"

@@ -69,6 +69,10 @@ def figures(out: Path) -> list[tuple[Target, Callable[[], float]]]:
          lambda: job(out / "job_csv.job")["total_s"] + 100 * job(out / "job_csv.job")["failed"]),
         (Target("100k-row JSON job: submitted to completed", "s", 10, False),
          lambda: job(out / "job_json.job")["submitted_to_completed_s"] + 100 * job(out / "job_json.job")["failed"]),
+        (Target("/predict req/s, prediction log on vs off", "x", 0.9, True),
+         lambda: wrk(out / "predict_log_on.wrk")["rps"] / wrk(out / "predict_log_off.wrk")["rps"]),
+        (Target("1M-row CSV job time, prediction log on vs off", "x", 2.0, False),
+         lambda: job(out / "job_csv.job")["total_s"] / job(out / "job_csv_log_off.job")["total_s"]),
     ]  # fmt: skip
 
 

@@ -16,7 +16,7 @@ Every ``REFRESH_S`` seconds each API worker reads the prediction log (service/pr
   stays in charge of what is served.
 
 All figures are exported on ``/metrics``; every worker computes the same numbers from the same
-database, so the gauges take the largest of the live workers' values.
+database, so each gauge shows the newest value any live worker set.
 """
 
 from __future__ import annotations
@@ -49,63 +49,65 @@ MIN_OUTCOMES = 30
 RMSE_MARGIN = 1.5
 COVERAGE_SLACK = 0.05
 
-_LIVE_MAX: Literal["livemax"] = "livemax"  # several workers compute the same figure: report it once, from the live ones
+# Every worker computes the same figures from the same database: the newest value of the live workers is
+# the figure (a "min" or "max" would also count the 0 of processes that import this module and never set it).
+_NEWEST: Literal["livemostrecent"] = "livemostrecent"
 DRIFT = bentoml.metrics.Gauge(
     name="admissions_drift_psi",
     documentation=f"PSI of recent inputs against the model's training profile, per feature (> {PSI_DRIFT}: drift)",
     labelnames=["model_tag", "feature"],
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 DRIFT_ROWS = bentoml.metrics.Gauge(
     name="admissions_drift_window_rows",
     documentation="predictions in the drift window (drift is judged from MIN_DRIFT_ROWS on)",
     labelnames=["model_tag"],
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 REALISED_RMSE = bentoml.metrics.Gauge(
     name="admissions_realised_rmse",
     documentation="RMSE of the predictions with a recorded outcome, by when they were made",
     labelnames=["model_tag", "window"],
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 REALISED_COVERAGE = bentoml.metrics.Gauge(
     name="admissions_realised_coverage",
     documentation="share of recorded outcomes inside their prediction interval, per interval level",
     labelnames=["model_tag", "window", "level"],
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 OUTCOMES = bentoml.metrics.Gauge(
     name="admissions_realised_outcomes",
     documentation="recorded outcomes behind the realised figures",
     labelnames=["model_tag", "window"],
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 CV_RMSE = bentoml.metrics.Gauge(
     name="admissions_model_cv_rmse",
     documentation="the model's cross-validated RMSE, as recorded by the pipeline",
     labelnames=["model_tag"],
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 JOBS_WAITING = bentoml.metrics.Gauge(
     name="admissions_jobs_waiting",
     documentation="jobs pending (accepted, not yet running)",
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 JOB_AGE = bentoml.metrics.Gauge(
     name="admissions_oldest_waiting_job_age_seconds",
     documentation="how long the oldest pending job has waited (0 when none waits)",
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 JOBS_DATABASE_UP = bentoml.metrics.Gauge(
     name="admissions_jobs_database_up",
     documentation="1 when the jobs database (and the prediction log in it) answers a write, else 0",
-    multiprocess_mode="livemin",
+    multiprocess_mode=_NEWEST,
 )
 RETRAIN = bentoml.metrics.Gauge(
     name="admissions_retrain_recommended",
     documentation="1 when drift or realised error crosses its threshold (GET /monitoring says why)",
     labelnames=["model_tag"],
-    multiprocess_mode=_LIVE_MAX,
+    multiprocess_mode=_NEWEST,
 )
 
 
