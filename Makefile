@@ -139,7 +139,7 @@ openapi: $(ENV_STAMP) ## regenerate docs/openapi.yaml (what /docs.json serves wi
 
 export-predictions: $(ENV_STAMP) ## the prediction log as CSV: OUT=file.csv [SINCE=2026-12-01] [UNTIL=...] [MODEL=admissions:<v>]
 	@test -n "$(OUT)" || { echo "usage: make export-predictions OUT=predictions.csv [SINCE=...] [UNTIL=...] [MODEL=...]" >&2; exit 2; }
-	$(PY) -m service.predlog export --out "$(OUT)" $(if $(SINCE),--since "$(SINCE)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(MODEL),--model "$(MODEL)")
+	$(PY) -m service.log_export --out "$(OUT)" $(if $(SINCE),--since "$(SINCE)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(MODEL),--model "$(MODEL)")
 
 users-add: $(ENV_STAMP) ## add a service user: make users-add NAME=alice (password from stdin)
 	@test -n "$(NAME)" || { echo "usage: make users-add NAME=alice" >&2; exit 2; }

@@ -15,7 +15,7 @@ import pandas as pd
 
 from core.contract import FEATURES, TARGET
 from pipeline.errors import DataError
-from pipeline.reference import DEFAULT_REFERENCE, REFERENCE_FILE, load_reference, overlap, without_reference
+from pipeline.reference import DEFAULT_REFERENCE, REFERENCE_FILE, overlap, without_reference
 from pipeline.task import UNREADABLE, PipelineTask
 
 COLUMNS = tuple(spec.name for spec in (*FEATURES, TARGET))
@@ -230,3 +230,16 @@ class PrepareData(PipelineTask):
                 rows["rejected"], rows["raw"], self.raw_data, Path(self.output().path) / REJECTS_FILE,
             )  # fmt: skip
         return details
+
+
+def load_reference(path: Path) -> pd.DataFrame:
+    """The reference rows, typed and validated like raw data; any invalid row is an error (it is ours)."""
+    if not path.is_file():
+        raise DataError(f"reference file {path} does not exist; the promotion gate needs it (--reference-data)")
+    valid, rejects = validate(read_raw(path))
+    if len(rejects):
+        line, reason = next(iter(rejects["reason"].items()))
+        raise DataError(f"reference file {path} has {len(rejects)} invalid row(s), e.g. line {line}: {reason}")
+    if len(valid) < 20:
+        raise DataError(f"reference file {path} has {len(valid)} rows; the gate needs at least 20 to judge on")
+    return valid

@@ -10,13 +10,10 @@ split holds none of them before it scores anything.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from core.contract import FEATURE_NAMES
-from pipeline.errors import DataError
 from pipeline.provenance import PROJECT_ROOT
 
 DEFAULT_REFERENCE = str(PROJECT_ROOT / "data" / "reference.csv")  # found from any working directory
@@ -27,21 +24,6 @@ def row_keys(frame: pd.DataFrame) -> np.ndarray:
     """One 64-bit hash per row of the feature values (not the label, not the line number): a raw row with
     a reference applicant's profile is the same applicant, whatever label the export gave it."""
     return pd.util.hash_pandas_object(frame[list(FEATURE_NAMES)], index=False).to_numpy()
-
-
-def load_reference(path: Path) -> pd.DataFrame:
-    """The reference rows, typed and validated like raw data; any invalid row is an error (it is ours)."""
-    from pipeline.data import read_raw, validate
-
-    if not path.is_file():
-        raise DataError(f"reference file {path} does not exist; the promotion gate needs it (--reference-data)")
-    valid, rejects = validate(read_raw(path))
-    if len(rejects):
-        line, reason = next(iter(rejects["reason"].items()))
-        raise DataError(f"reference file {path} has {len(rejects)} invalid row(s), e.g. line {line}: {reason}")
-    if len(valid) < 20:
-        raise DataError(f"reference file {path} has {len(valid)} rows; the gate needs at least 20 to judge on")
-    return valid
 
 
 def without_reference(valid: pd.DataFrame, reference: pd.DataFrame) -> tuple[pd.DataFrame, int]:

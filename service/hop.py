@@ -32,8 +32,7 @@ import numpy as np
 import orjson
 
 from core.contract import FEATURE_NAMES
-from service.middleware import Receive, Scope, Send
-from service.middleware.fast_paths import read_body, replay
+from service.middleware import Receive, Scope, Send, read_body, replay
 
 WIDTH = len(FEATURE_NAMES)
 # Below uvicorn's keep-alive timeout (5 s): the client drops an idle connection before the server does.

@@ -24,10 +24,8 @@ was predicted (model, time, chance, interval), so realised error and coverage ar
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.contract import FEATURE_NAMES, TARGET
-from service.errors import ConfigurationError, InvalidInputError, JobStoreUnavailableError
+from service.errors import InvalidInputError, JobStoreUnavailableError
 from service.packing import pack_columns, unpack_columns
 from service.quiet import RateLimited
 
@@ -546,60 +544,3 @@ def export_rows(log: PredictionLog, start: float | None, end: float | None, mode
                 chunk.interval_level if intervals is not None else None,
                 outcomes.get(row),
             )
-
-
-def _moment(text: str) -> float:
-    """An ISO date or time (UTC when it names no zone) as unix time."""
-    from datetime import UTC, datetime
-
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise SystemExit(f"error: {text!r} is not a date or time (e.g. 2026-12-01 or 2026-12-01T08:00)") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
-    """``python -m service.predlog export [--since ISO] [--until ISO] [--model TAG] --out FILE.csv``: the
-    logged predictions (with their outcomes) of the jobs database the service is configured with."""
-    import argparse
-    import csv
-
-    parser = argparse.ArgumentParser(prog="python -m service.predlog", description=main.__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="the log as CSV, one row per prediction (docs/monitoring.md)")
-    export.add_argument("--since", help="predictions made at or after this time (ISO, UTC by default)")
-    export.add_argument("--until", help="... and before this time")
-    export.add_argument("--model", help="only this model's predictions (a tag, e.g. admissions:1a2b3c)")
-    export.add_argument("--out", required=True, help="the CSV file to write ('-': standard output)")
-    args = parser.parse_args(argv)
-    if engine is None:
-        from service import settings
-        from service.jobs import JobStore
-
-        try:
-            loaded = settings.load({**os.environ, "ADMISSIONS_DEV_MODE": "1"})  # no secret needed to export
-            store = JobStore(loaded.jobs_url or loaded.jobs_db).open()
-        except (ConfigurationError, JobStoreUnavailableError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        engine, where = store.engine, store.path
-    else:
-        where = str(engine.url)
-    log = PredictionLog(engine, where)
-    start = _moment(args.since) if args.since else None
-    end = _moment(args.until) if args.until else None
-    handle = sys.stdout if args.out == "-" else open(args.out, "w", newline="")  # noqa: SIM115
-    count = 0
-    with handle:
-        writer = csv.writer(handle)
-        writer.writerow(EXPORT_COLUMNS)
-        for row in export_rows(log, start, end, args.model):
-            writer.writerow("" if value is None else value for value in row)
-            count += 1
-    print(f"{count} predictions from {where} written to {args.out}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -66,3 +66,43 @@ def test_editing_what_shapes_results_changes_the_code_version(tmp_path: Path, ed
     before = code_version_of(root)
     edit_docstring(root / edited)
     assert code_version_of(root) != before
+
+
+def internal_imports() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (``from a.b import c`` counts ``a.b``, or ``a.b.c`` when
+    that is a module itself), everywhere in the module, lazy imports included."""
+    modules = {
+        path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__"): path
+        for folder in ("core", "pipeline", "service")
+        for path in (ROOT / folder).rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in modules:
+                found.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                             for a in node.names)  # fmt: skip
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names if alias.name in modules)
+        graph[name] = found - {name}
+    return graph
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    graph = internal_imports()
+    done: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:  # depth first; a module on the path again is a cycle
+        for target in sorted(graph.get(module, ())):
+            if target in path:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in done:
+                visit(target, [*path, target])
+        done.add(module)
+
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module])
+    assert cycles == [], f"import cycles: {cycles[:3]}"

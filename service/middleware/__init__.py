@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ServiceError
 
-__all__ = ["USER_KEY", "ASGIApp", "Message", "Receive", "Scope", "Send", "header", "send_error"]
+__all__ = ["USER_KEY", "ASGIApp", "Message", "Receive", "Scope", "Send", "header", "read_body", "replay", "send_error"]
 
 USER_KEY = "admissions.user"  # where auth.py leaves the verified subject for the endpoints (job ownership)
 
@@ -45,3 +45,29 @@ async def send_error(send: Send, exc: ServiceError) -> None:
     headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in exc.headers().items())
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client left before sending it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

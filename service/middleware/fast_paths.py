@@ -37,7 +37,7 @@ from core.contract import FEATURE_NAMES
 from service import answers, columnar, offload
 from service.answers import Answers
 from service.errors import ServiceError
-from service.middleware import USER_KEY, Message, Receive, Scope, Send, header, send_error
+from service.middleware import USER_KEY, Receive, Scope, Send, header, read_body, replay, send_error
 from service.middleware.guard import invalid_body, media_type_of
 from service.schemas import ApplicantRow, as_rows
 
@@ -167,28 +167,3 @@ def wants_csv(scope: Mapping[str, Any], csv_in: bool) -> bool:
     if csv != json:
         return csv
     return csv_in
-
-
-async def read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the app the body already read, then whatever the client sends next."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed

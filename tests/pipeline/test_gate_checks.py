@@ -13,8 +13,9 @@ from core import aliases
 from core.contract import FEATURE_NAMES, TARGET
 from core.profile import column_profile, psi
 from pipeline import alias_moves, gate
+from pipeline.data import load_reference
 from pipeline.profile import profile
-from pipeline.reference import load_reference, overlap, row_keys, without_reference
+from pipeline.reference import overlap, row_keys, without_reference
 from tests.conftest import ROOT
 
 REFERENCE = ROOT / "data" / "reference.csv"

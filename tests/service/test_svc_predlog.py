@@ -15,7 +15,7 @@ import pytest
 
 from core.contract import FEATURE_NAMES
 from core.profile import column_profile
-from service import predlog
+from service import log_export, predlog
 from service.errors import InvalidInputError
 from service.jobs import JobStore
 from service.monitoring import MIN_DRIFT_ROWS, PSI_DRIFT, Monitor
@@ -225,6 +225,6 @@ def test_the_export_writes_every_column_for_every_row(log: PredictionLog, tmp_pa
     log.batch(vendored_rows()[:5], np.full(5, 0.5), None, None, TAG, "u")
     log.flush()
     out = tmp_path / "export.csv"
-    predlog.main(["export", "--out", str(out)], engine=log.engine)
+    log_export.main(["--out", str(out)], engine=log.engine)
     table = list(csv.reader(io.StringIO(out.read_text())))
     assert tuple(table[0]) == EXPORT_COLUMNS and len(table) == 6

@@ -1,0 +1,71 @@
+"""Export the prediction log (service/predlog.py) as CSV: ``make export-predictions OUT=file.csv``.
+
+Runs where the jobs database is reachable, with the service's configuration (``ADMISSIONS_JOBS_URL`` or
+``ADMISSIONS_JOBS_DB``); who may run it: docs/security.md, "The prediction log".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sqlalchemy.engine import Engine
+
+from service import settings
+from service.errors import ConfigurationError, JobStoreUnavailableError
+from service.jobs import JobStore
+from service.predlog import EXPORT_COLUMNS, PredictionLog, export_rows
+
+
+def _moment(text: str) -> float:
+    """An ISO date or time (UTC when it names no zone) as unix time."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"error: {text!r} is not a date or time (e.g. 2026-12-01 or 2026-12-01T08:00)") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
+    """``python -m service.log_export [--since ISO] [--until ISO] [--model TAG] --out FILE.csv``: the
+    logged predictions (with their outcomes) of the jobs database the service is configured with."""
+    import argparse
+    import csv
+
+    parser = argparse.ArgumentParser(
+        prog="python -m service.log_export", description="The prediction log as CSV, one row per prediction."
+    )
+    parser.add_argument("--since", help="predictions made at or after this time (ISO, UTC by default)")
+    parser.add_argument("--until", help="... and before this time")
+    parser.add_argument("--model", help="only this model's predictions (a tag, e.g. admissions:1a2b3c)")
+    parser.add_argument("--out", required=True, help="the CSV file to write ('-': standard output)")
+    args = parser.parse_args(argv)
+    if engine is None:
+        try:
+            loaded = settings.load({**os.environ, "ADMISSIONS_DEV_MODE": "1"})  # no secret needed to export
+            store = JobStore(loaded.jobs_url or loaded.jobs_db).open()
+        except (ConfigurationError, JobStoreUnavailableError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        engine, where = store.engine, store.path
+    else:
+        where = str(engine.url)
+    log = PredictionLog(engine, where)
+    start = _moment(args.since) if args.since else None
+    end = _moment(args.until) if args.until else None
+    handle = sys.stdout if args.out == "-" else open(args.out, "w", newline="")  # noqa: SIM115
+    count = 0
+    with handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_COLUMNS)
+        for row in export_rows(log, start, end, args.model):
+            writer.writerow("" if value is None else value for value in row)
+            count += 1
+    print(f"{count} predictions from {where} written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
