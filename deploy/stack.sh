@@ -36,9 +36,10 @@ choose_image() {
     if [ -z "$image" ] && [ -n "${MODEL_VERSION:-}" ]; then
         local model=$MODEL_VERSION
         if [[ ${model#admissions:} == champion || ${model#admissions:} == challenger ]]; then
-            # An alias: the model it names in this checkout's store (make aliases).
+            # An alias: the model it names in this checkout's store (make aliases). core/aliases.py reads
+            # the record with the standard library alone, so any python3 will do.
             local alias=${model#admissions:}
-            model=$(.tox/dev/bin/python -c 'import sys; from service import promotion; print(promotion.alias_tag("admissions", sys.argv[1]) or "")' "$alias" 2>/dev/null || true)
+            model=$(python3 -c 'import sys; from core import aliases; print(aliases.alias_tag("admissions", sys.argv[1]) or "")' "$alias" || true)
             [ -n "$model" ] || fail "No model is $alias in this store (make aliases); run make pipeline first."
         fi
         [[ $model == *:* ]] || model="admissions:$model"
