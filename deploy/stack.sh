@@ -39,7 +39,7 @@ choose_image() {
             # An alias: the model it names in this checkout's store (make aliases). core/aliases.py reads
             # the record with the standard library alone, so any python3 will do.
             local alias=${model#admissions:}
-            model=$(python3 -c 'import sys; from core import aliases; print(aliases.alias_tag("admissions", sys.argv[1]) or "")' "$alias" || true)
+            model=$(python3 -c 'import sys; from core import aliases; print(aliases.alias_tag("admissions", sys.argv[1]) or "")' "$alias" 2>/dev/null || true)
             [ -n "$model" ] || fail "No model is $alias in this store (make aliases); run make pipeline first."
         fi
         [[ $model == *:* ]] || model="admissions:$model"
