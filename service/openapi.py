@@ -297,7 +297,10 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
             content["example"] = request
         if route in ("/predict", "/predict_batch"):
             operation["parameters"] = [INTERVAL, EXPLAIN]
-        if route in ("/predict_batch", "/jobs"):  # taken by service.fast_paths, which BentoML cannot describe
+        if route in (
+            "/predict_batch",
+            "/jobs",
+        ):  # taken by the fast paths (service/middleware/fast_paths.py), which BentoML cannot describe
             operation.setdefault("requestBody", {}).setdefault("content", {})["text/csv"] = copy.deepcopy(CSV_BODY)
         if route == "/predict_batch":
             operation["responses"]["200"].setdefault("content", {})["text/csv"] = copy.deepcopy(CSV_PREDICTIONS)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from service.contract import FEATURE_NAMES
+from core.contract import FEATURE_NAMES
 
 from tests.docker.stack import Stack, docker
 
