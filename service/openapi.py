@@ -300,7 +300,7 @@ def document(spec: dict[str, Any]) -> dict[str, Any]:
         if route in (
             "/predict_batch",
             "/jobs",
-        ):  # taken by the fast paths (service/middleware/fast_paths.py), which BentoML cannot describe
+        ):  # the fast paths take them; BentoML cannot describe CSV
             operation.setdefault("requestBody", {}).setdefault("content", {})["text/csv"] = copy.deepcopy(CSV_BODY)
         if route == "/predict_batch":
             operation["responses"]["200"].setdefault("content", {})["text/csv"] = copy.deepcopy(CSV_PREDICTIONS)

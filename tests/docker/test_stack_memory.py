@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from core.contract import FEATURE_NAMES
 
+from core.contract import FEATURE_NAMES
 from tests.docker.stack import Stack, docker
 
 pytestmark = pytest.mark.docker
