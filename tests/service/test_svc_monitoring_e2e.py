@@ -68,7 +68,8 @@ def test_answers_carry_ids_that_take_outcomes_and_feed_the_realised_figures(api:
     figures = wait_until(realised, "the monitor has counted the outcomes", timeout=40)  # refreshed every 15 s
     assert "too few to judge" in figures["warning"] and 0 <= figures["rmse"] <= 1
     model = requests.get(f"{api.url}/model", headers=headers, timeout=TIMEOUT).json()
-    assert model["monitoring"]["retrain_recommended"] is False
+    signal = model["monitoring"]  # the shared server's other tests send random applicants: it may drift
+    assert signal["retrain_recommended"] is bool(signal["reasons"]) and signal["details"] == "GET /monitoring"
     metrics = requests.get(f"{api.url}/metrics", timeout=TIMEOUT).text
     assert f'admissions_realised_outcomes{{model_tag="{api.model_tag}",window="1d"}}' in metrics
 
