@@ -116,8 +116,8 @@ clean: ## remove generated artefacts (not the environment, not the BentoML store
 	rm -rf artefacts build .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -not -path './.tox/*' -not -path './$(BOOTSTRAP)/*' -prune -exec rm -rf {} +
 
-lock: $(TOX) ## re-lock requirements/*.txt from requirements/*.in in clean venvs
-	bash .ci/lock
+lock: $(TOX) ## re-lock requirements/*.txt from requirements/*.in in clean venvs (LOCKS="dev": only those)
+	bash .ci/lock $(LOCKS)
 
 # Luigi's central scheduler and its web visualiser (scripts/luigid.py; state, history and logs in var/luigid/)
 visualiser: $(ENV_STAMP) ## start luigid and its visualiser in the background on 127.0.0.1:LUIGID_PORT (8082)
