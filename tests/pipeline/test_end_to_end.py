@@ -13,7 +13,8 @@ import bentoml
 import pytest
 
 from pipeline.provenance import MANIFEST_NAME, sha256_file, sha256_tree
-from tests.conftest import RAW_DATA, ROOT, PipelineRun, registered_tag, run_pipeline
+from tests.support.paths import RAW_DATA, ROOT
+from tests.support.pipeline import PipelineRun, registered_tag, run_pipeline
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pipeline.profile import column_profile, profile, psi
 from pipeline.reference import load_reference, overlap, row_keys, without_reference
 from service import promotion
 from service.contract import FEATURE_NAMES, TARGET
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 REFERENCE = ROOT / "data" / "reference.csv"
 

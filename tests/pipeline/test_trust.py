@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, PipelineRun
+from tests.support.paths import ROOT
+from tests.support.pipeline import PipelineRun
 
 # Stated tolerances: CV coverage pools 800 out-of-fold predictions (binomial sd ~1 point at 90%);
 # the held-out split has 80 rows (sd ~3.4 points), so it gets about three standard deviations.

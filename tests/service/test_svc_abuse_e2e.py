@@ -17,8 +17,9 @@ import requests
 
 from service import settings
 from service.contract import FEATURE_NAMES
-from tests.conftest import PipelineRun
-from tests.service.svc_helpers import Server, Service, applicant, service_env
+from tests.support.applicants import applicant
+from tests.support.pipeline import PipelineRun
+from tests.support.service import Server, Service, service_env
 
 pytestmark = pytest.mark.e2e
 CSV_ROWS = 100_000  # so a 2 MB body is under the CSV body limit (64 bytes a row) and reaches the parser

@@ -24,18 +24,10 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import PipelineRun
-from tests.servers import free_port
-from tests.service.svc_helpers import (
-    MAX_JOB,
-    ROOT,
-    Server,
-    Service,
-    applicant,
-    applicants,
-    model_predictions,
-    service_env,
-)
+from tests.support.applicants import applicant, applicants
+from tests.support.pipeline import PipelineRun
+from tests.support.ports import free_port
+from tests.support.service import MAX_JOB, ROOT, Server, Service, model_predictions, service_env
 
 pytestmark = pytest.mark.e2e
 

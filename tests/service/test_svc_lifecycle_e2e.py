@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from service.jobs import JobStore
-from tests.service.svc_helpers import ROOT, Server, Service, applicant, applicants, model_predictions, service_env
+from tests.support.applicants import applicant, applicants
+from tests.support.service import ROOT, Server, Service, model_predictions, service_env
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, PipelineRun
-from tests.servers import free_port, stop, wait_ready
+from tests.support.paths import ROOT
+from tests.support.pipeline import PipelineRun
+from tests.support.ports import free_port
+from tests.support.processes import start, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
 README = (ROOT / "README.md").read_text()
@@ -51,9 +53,7 @@ def test_the_first_prediction_works_as_the_readme_says(pipeline_run: PipelineRun
     env["JWT_SECRET_KEY"] = done.stdout.strip().splitlines()[-1]
     assert len(env["JWT_SECRET_KEY"]) >= 48
     log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(["make", *KEEP_ENV, "serve"], cwd=ROOT, env=env, stdout=sink,
-                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    server = start(["make", *KEEP_ENV, "serve"], env, log)
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server, log)
         session = first_block_with("bash", "TOKEN=$(curl").replace("127.0.0.1:3000", f"127.0.0.1:{port}")

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.service.svc_helpers import Service, applicant
+from tests.support.applicants import applicant
+from tests.support.service import Service
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30
