@@ -63,7 +63,8 @@ def login_and_predict(base: str, password: str) -> dict:
         f"{base}/predict_batch", json={"applicants": [APPLICANT, APPLICANT]}, headers=headers, timeout=30
     )
     assert batch.status_code == 200, batch.text
-    assert batch.json()["chances"] == [answer.json()["chance"]] * 2
+    # /predict_batch runs in the batch service, /predict in the single one: close, not bit for bit
+    assert batch.json()["chances"] == pytest.approx([answer.json()["chance"]] * 2, abs=1e-12)
     return answer.json()
 
 

@@ -107,7 +107,7 @@ def test_bentomls_client_reaches_every_route_with_a_token(documented: Service) -
     with bentoml.SyncHTTPClient(documented.url, token=token) as client:
         chance = client.predict(**applicant())["chance"]
         assert 0 <= chance <= 1
-        assert client.predict_batch(applicants=[applicant()])["chances"] == [chance]
+        assert client.predict_batch(applicants=[applicant()])["chances"] == pytest.approx([chance], abs=1e-12)
         job = client.submit_job(applicants=[applicant(), applicant()])
         status = client.client.get("/jobs/status", params={"job_id": job["job_id"]}).json()
         assert status["job_id"] == job["job_id"]
