@@ -100,8 +100,11 @@ stop-docker: ## stop this checkout's compose stack, every profile (COMPOSE_PROJE
 test-docker: $(ENV_STAMP) ## container tests with the real engine: build or reuse the image, run the stack, faults
 	$(ENV)/bin/pytest -m docker $(DOCKER_TESTS)
 
-test: $(ENV_STAMP) ## run the test suite (pytest; PYTEST_ADDOPTS passes options)
-	$(ENV)/bin/pytest
+# The suite on TEST_WORKERS pytest-xdist workers (docs/testing.md): tests go one by one to whichever
+# worker is free, except an xdist_group (tests that share an expensive module fixture) that stays on one.
+TEST_WORKERS ?= 3
+test: $(ENV_STAMP) ## run the test suite on TEST_WORKERS (3) workers; TEST_WORKERS=0: one process; PYTEST_ADDOPTS passes options
+	$(ENV)/bin/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 # Known vulnerabilities in both locks: service.txt (what the image installs) and dev.txt. Exit 3: the
 # vulnerability service did not answer, said in one sentence (never a pass). docs/testing.md#audit

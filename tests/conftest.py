@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId
 
 from tests.support.paths import RAW_DATA, ROOT
 from tests.support.pipeline import PipelineRun, registered_tag, run_pipeline, session_run
@@ -25,11 +26,25 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark what needs a real PostgreSQL (``-m "not postgres"`` leaves it out)."""
+    """Mark what needs a real PostgreSQL (``-m "not postgres"`` leaves it out), and keep the tests of a
+    module-scoped fixture (a server, a Bento, a store of several pipeline runs) on one pytest-xdist
+    worker (``--dist loadgroup``), so that the fixture is made once, not once per worker."""
     for item in items:
         if "postgres" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+        info = getattr(item, "_fixtureinfo", None)
+        definitions = info.name2fixturedefs.values() if info is not None else ()
+        if any(defs and defs[-1].scope == "module" for defs in definitions):
+            group = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+            if config.getvalue("loadgroup") and isinstance(getattr(item, "_id", None), NodeId):
+                # xdist 3.8 groups by a suffix on item._nodeid, which pytest 9.2 no longer reads (its
+                # nodeid comes from item._id): without this, --dist loadgroup silently ignores groups.
+                item._id = NodeId.parse(f"{item.nodeid}@{group}")
+    if hasattr(config, "workerinput"):  # an xdist worker: the slow tests first, the quick ones fill the end
+        items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(scope="session")
