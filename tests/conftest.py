@@ -12,7 +12,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _pytest.nodeid import NodeId
+
+try:  # pytest >= 9.2 builds a node's id from item._id (see pytest_collection_modifyitems)
+    from _pytest.nodeid import NodeId
+except ImportError:  # pragma: no cover - older pytest reads item._nodeid, which xdist sets itself
+    NodeId = None  # type: ignore[assignment,misc]
 
 from tests.support.paths import RAW_DATA, ROOT
 from tests.support.pipeline import PipelineRun, registered_tag, run_pipeline, session_run
@@ -39,7 +43,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(defs and defs[-1].scope == "module" for defs in definitions):
             group = item.nodeid.split("::")[0]
             item.add_marker(pytest.mark.xdist_group(group))
-            if config.getvalue("loadgroup") and isinstance(getattr(item, "_id", None), NodeId):
+            if NodeId is not None and getattr(config.option, "loadgroup", False) and isinstance(item._id, NodeId):
                 # xdist 3.8 groups by a suffix on item._nodeid, which pytest 9.2 no longer reads (its
                 # nodeid comes from item._id): without this, --dist loadgroup silently ignores groups.
                 item._id = NodeId.parse(f"{item.nodeid}@{group}")
