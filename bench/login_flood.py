@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,16 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service import users  # noqa: E402
+from tests.support.applicants import APPLICANT  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
-APPLICANT = {"gre_score": 320, "toefl_score": 110, "university_rating": 4, "sop": 4.5, "lor": 4.0, "cgpa": 9.1}
-APPLICANT["research"] = 1
 P99_TARGET_MS = 50.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_ready(url: str) -> None:

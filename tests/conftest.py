@@ -1,76 +1,61 @@
 """Shared fixtures: a model registered by the real pipeline into a temporary BENTOML_HOME.
 
-Every test session gets its own BENTOML_HOME (set before BentoML is imported anywhere), so tests
-never touch the user's model store.
+Every test session (each pytest-xdist worker is one) gets its own BENTOML_HOME (set before BentoML is
+imported anywhere), so tests never touch the user's model store. The helpers are in tests/support/;
+the names below stay importable from here for the container suite.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-RAW_DATA = ROOT / "data" / "Admission_Predict_Ver1.1.csv"
+try:  # pytest >= 9.2 builds a node's id from item._id (see pytest_collection_modifyitems)
+    from _pytest.nodeid import NodeId
+except ImportError:  # pragma: no cover - older pytest reads item._nodeid, which xdist sets itself
+    NodeId = None  # type: ignore[assignment,misc]
+
+from tests.support.paths import RAW_DATA, ROOT
+from tests.support.pipeline import PipelineRun, registered_tag, run_pipeline, session_run
+from tests.support.postgres import postgres
+
+__all__ = ["RAW_DATA", "ROOT", "PipelineRun", "postgres", "registered_tag", "run_pipeline"]
+
 _SESSION_HOME = tempfile.mkdtemp(prefix="bentoml-home-")
 os.environ["BENTOML_HOME"] = _SESSION_HOME
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-@dataclass(frozen=True)
-class PipelineRun:
-    """Where a pipeline run put its outputs, and what it registered."""
-
-    artefacts: Path
-    bentoml_home: Path
-    model_tag: str
-    result: subprocess.CompletedProcess[str]
-
-
-def run_pipeline(
-    artefacts: Path,
-    bentoml_home: Path,
-    *args: str,
-    task: str = "RegisterModel",
-    raw_data: Path = RAW_DATA,
-    scheduler: tuple[str, ...] = ("--local-scheduler",),
-) -> subprocess.CompletedProcess[str]:
-    """``python -m pipeline run`` in a subprocess, as a user runs it (with fewer CV repeats).
-
-    ``scheduler`` picks the scheduler: e.g. ``("--scheduler-host", "127.0.0.1", "--scheduler-port", "8082")``.
-    """
-    command = [
-        sys.executable, "-m", "pipeline", "run", task,
-        "--raw-data", str(raw_data), "--artefacts-dir", str(artefacts),
-        *scheduler, *args,
-    ]  # fmt: skip
-    if task not in ("PrepareData", "TrainModel"):
-        command += ["--cv-repeats", "1"]  # faster; the pipeline's default is 2
-    if task == "Containerize":
-        command += ["--tag-latest", "false"]  # a test never moves the image tag a user runs
-    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-
-
-def registered_tag(bentoml_home: Path) -> str:
-    command = [sys.executable, "-c", "import bentoml; print(bentoml.models.get('admissions:latest').tag)"]
-    env = {**os.environ, "BENTOML_HOME": str(bentoml_home)}
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.strip()
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark what needs a real PostgreSQL (``-m "not postgres"`` leaves it out), and keep the tests of a
+    module-scoped fixture (a server, a Bento, a store of several pipeline runs) on one pytest-xdist
+    worker (``--dist loadgroup``), so that the fixture is made once, not once per worker."""
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+        info = getattr(item, "_fixtureinfo", None)
+        definitions = info.name2fixturedefs.values() if info is not None else ()
+        if any(defs and defs[-1].scope == "module" for defs in definitions):
+            group = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+            if NodeId is not None and getattr(config.option, "loadgroup", False) and isinstance(item._id, NodeId):
+                # xdist 3.8 groups by a suffix on item._nodeid, which pytest 9.2 no longer reads (its
+                # nodeid comes from item._id): without this, --dist loadgroup silently ignores groups.
+                item._id = NodeId.parse(f"{item.nodeid}@{group}")
+    if hasattr(config, "workerinput"):  # an xdist worker: the slow tests first, the quick ones fill the end
+        items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    """The pipeline run once for the session, on the vendored data, through RegisterModel.
+    """The pipeline run once for the whole test run, on the vendored data, through RegisterModel.
 
-    It registers into the session's BENTOML_HOME, so tests can also load the model in-process.
+    This session's copy registers into the session's BENTOML_HOME, so tests can also load the model
+    in-process (tests/support/pipeline.py).
     """
-    artefacts, home = tmp_path_factory.mktemp("pipeline") / "artefacts", Path(_SESSION_HOME)
-    result = run_pipeline(artefacts, home)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return PipelineRun(artefacts, home, registered_tag(home), result)
+    return session_run(tmp_path_factory, Path(_SESSION_HOME))

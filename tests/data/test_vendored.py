@@ -4,7 +4,7 @@ import re
 
 from pipeline.data import read_raw, validate
 from pipeline.provenance import sha256_file
-from tests.conftest import RAW_DATA, ROOT
+from tests.support.paths import RAW_DATA, ROOT
 
 
 def test_vendored_file_matches_its_recorded_provenance() -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline import container
 from pipeline.errors import PackagingError
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 BIN = Path(sys.executable).parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from core.contract import FEATURE_NAMES, to_chance
-from tests.conftest import PipelineRun
+from tests.support.pipeline import PipelineRun
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 LABEL = "Chance of Admit "  # as the vendored header spells it
 

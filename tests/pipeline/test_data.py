@@ -11,7 +11,7 @@ from pipeline import task as task_module
 from pipeline.data import PrepareData, check_reject_share, normalise_column, prepare, read_raw, split, validate
 from pipeline.errors import DataError
 from pipeline.task import UNREADABLE
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 HEADER = "Serial No.,GRE Score,TOEFL Score,University Rating,SOP,LOR ,CGPA,Research,Chance of Admit \r\n"
 GOOD = "1,337,118,4,4.5,4.5,9.65,1,0.92\r\n"

@@ -13,7 +13,8 @@ import bentoml
 import pytest
 
 from pipeline.provenance import MANIFEST_NAME, sha256_file, sha256_tree
-from tests.conftest import RAW_DATA, ROOT, PipelineRun, registered_tag, run_pipeline
+from tests.support.paths import RAW_DATA, ROOT
+from tests.support.pipeline import PipelineRun, registered_tag, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -250,8 +251,10 @@ def test_two_clean_runs_give_identical_data_metrics_and_predictions(pipeline_run
 
 def test_a_killed_run_leaves_no_half_written_target(tmp_path: Path) -> None:
     artefacts = tmp_path / "artefacts"
+    # Two quick candidates: the test is about atomic outputs; the forest and booster add time, not coverage.
+    quick = ("--candidates", '["linear_regression", "ridge"]')
     command = [sys.executable, "-m", "pipeline", "run", "SelectModel", "--artefacts-dir", str(artefacts),
-               "--local-scheduler", "--workers", "1", "--cv-repeats", "1"]  # fmt: skip
+               "--local-scheduler", "--workers", "1", "--cv-repeats", "1", *quick]  # fmt: skip
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "b")}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, **quiet)
@@ -262,7 +265,7 @@ def test_a_killed_run_leaves_no_half_written_target(tmp_path: Path) -> None:
     process.wait()
     for folder in task_folders(artefacts):
         assert "-luigi-tmp-" in folder.name or (folder / MANIFEST_NAME).is_file(), folder
-    result = run_pipeline(artefacts, tmp_path / "b", task="SelectModel")
+    result = run_pipeline(artefacts, tmp_path / "b", *quick, task="SelectModel")
     assert result.returncode == 0, result.stderr[-3000:]
     assert all((folder / MANIFEST_NAME).is_file() for folder in task_folders(artefacts))
     assert not list(artefacts.glob("*/*-luigi-tmp-*"))  # the killed run's temporary folders are gone

@@ -16,7 +16,7 @@ from pipeline import alias_moves, gate
 from pipeline.data import load_reference
 from pipeline.profile import profile
 from pipeline.reference import overlap, row_keys, without_reference
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 REFERENCE = ROOT / "data" / "reference.csv"
 

@@ -15,8 +15,8 @@ from pipeline.gate import groups_vs_champion, reference_groups
 from pipeline.intervals import cgpa_edges
 from pipeline.reference import REFERENCE_FILE
 from pipeline.train import build_candidate
-from tests.conftest import RAW_DATA
 from tests.pipeline.corruptions import corrupted
+from tests.support.paths import RAW_DATA
 
 
 def fitted(raw: Path, folder: Path, candidate: str = "linear_regression") -> tuple[object, pd.DataFrame]:

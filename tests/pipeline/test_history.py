@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.cli import history
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def pipeline_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

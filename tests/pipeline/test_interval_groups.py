@@ -13,7 +13,7 @@ from pipeline.data import TRAIN_FILE, load_split, prepare
 from pipeline.intervals import BASELINE, CHOSEN, LEVELS, calibrate_table, conformal_quantile, rows_of
 from pipeline.train import build_candidate
 from service.extras import Options, batch_extras, single_extras
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 
 @pytest.fixture(scope="module")

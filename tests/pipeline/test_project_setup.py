@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.conftest import RAW_DATA, ROOT
+from tests.support.paths import RAW_DATA, ROOT
 
 # Never (re)create the real environment from a test: the tests already run in it.
 KEEP_ENV = ("-o", ".tox/dev/.locked-from-requirements")

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_pipeline
 from tests.pipeline.corruptions import corrupted
+from tests.support.paths import ROOT
+from tests.support.pipeline import run_pipeline
 
 pytestmark = pytest.mark.e2e
 QUICK = ("--candidates", '["linear_regression", "ridge"]')  # the forest and booster add time, not coverage
@@ -229,7 +230,7 @@ def test_a_rollback_round_trip_with_a_real_server(store: Store, tmp_path: Path) 
 
     import requests
 
-    from tests.service.svc_helpers import Server, Service, service_env
+    from tests.support.service import Server, Service, service_env
 
     def get(server: Server, path: str) -> requests.Response:
         headers = Service(server.url, env, "", server).headers()

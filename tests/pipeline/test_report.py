@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.card import _global_lines
 from pipeline.report import card_html
-from tests.conftest import PipelineRun, run_pipeline
+from tests.support.pipeline import PipelineRun, run_pipeline
 
 VIEW = {
     "coefficients": [{"feature": "cgpa", "per_unit": 0.11, "unit": "CGPA point (of 10)", "per_std": 0.066}],

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,8 @@ import luigi.lock
 import pytest
 
 from pipeline.cli.runs import LOCK_DIR, RUNS_LOCK
-from tests.conftest import RAW_DATA, ROOT
+from tests.support.paths import RAW_DATA, ROOT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -81,12 +81,6 @@ def test_the_same_command_in_this_checkout_is_refused_in_a_sentence(
     assert "the same pipeline command is already running in this checkout" in result.stderr
     assert str(LOCK_DIR) in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_central_scheduler_that_is_not_running_is_one_sentence(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pipeline import scale, train
 from pipeline.data import read_raw, split, validate
 from pipeline.evaluate import cross_validate
 from pipeline.train import CANDIDATES, build_candidate, estimator_parameters
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pipeline import task as task_module
 from pipeline.provenance import MANIFEST_NAME
 from pipeline.stores import StoreTarget
 from pipeline.task import StoreTask
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 
 class FakeStoreTask(StoreTask):

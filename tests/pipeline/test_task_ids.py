@@ -5,7 +5,7 @@ from pathlib import Path
 from pipeline.data import PrepareData
 from pipeline.provenance import code_version, sha256_file, sha256_tree
 from pipeline.task import UNREADABLE
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 
 def test_data_hash_and_code_version_are_filled_in() -> None:

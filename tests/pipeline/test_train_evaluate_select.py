@@ -13,7 +13,7 @@ from pipeline.evaluate import cross_validate, scores
 from pipeline.provenance import MANIFEST_NAME, sha256_file, write_json
 from pipeline.selection import choose, rank
 from pipeline.train import CANDIDATES, MODEL_FILE, build_candidate, estimator_parameters, load_model, save_model
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 
 @pytest.fixture(scope="module")

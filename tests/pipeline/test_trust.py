@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, PipelineRun
+from tests.support.paths import ROOT
+from tests.support.pipeline import PipelineRun
 
 # Stated tolerances: CV coverage pools 960 out-of-fold predictions of 320 applicants (binomial sd ~1.7
 # points at 90% counting applicants), so 3 points below nominal; above nominal up to 5 points (calibrating

@@ -1,5 +1,5 @@
 """Fixtures for the service tests: the API service in its default topology, shared by the tests that
-do not restart it (see svc_helpers for the server handling)."""
+do not restart it (tests/support/service.py has the server handling)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import PipelineRun
-from tests.postgres import postgres  # noqa: F401  (a fixture)
-from tests.service.svc_helpers import Server, Service, service_env
+from tests.support.pipeline import PipelineRun
+from tests.support.service import Server, Service, service_env
 
 
 @pytest.fixture(scope="session")

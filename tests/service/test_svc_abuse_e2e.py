@@ -17,8 +17,9 @@ import requests
 
 from core.contract import FEATURE_NAMES
 from service import settings
-from tests.conftest import PipelineRun
-from tests.service.svc_helpers import Server, Service, applicant, service_env
+from tests.support.applicants import applicant
+from tests.support.pipeline import PipelineRun
+from tests.support.service import Server, Service, service_env
 
 pytestmark = pytest.mark.e2e
 CSV_ROWS = 100_000  # so a 2 MB body is under the CSV body limit (64 bytes a row) and reaches the parser
@@ -174,9 +175,11 @@ def test_a_model_service_answers_a_malformed_internal_call_with_a_400(
     naming the problem (it was a 500 "unexpected error")."""
     env = service_env(pipeline_run, tmp_path)
     internal = {"Authorization": f"Bearer {_internal_token(env)}"}
-    batch = Server(env, tmp_path / "batch.log", target="service.models:BatchModel").start()
-    single = Server(env, tmp_path / "single.log", target="service.models:SingleModel").start()
+    batch = Server(env, tmp_path / "batch.log", target="service.models:BatchModel").launch()
+    single = Server(env, tmp_path / "single.log", target="service.models:SingleModel").launch()
     try:
+        batch.wait()
+        single.wait()
         bad_block = requests.post(
             f"{batch.url}/predict", json={"blocks": ["AAAAAAAAAAAAAAAA"]}, headers=internal, timeout=30
         )

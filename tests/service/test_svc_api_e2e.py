@@ -15,18 +15,9 @@ import pytest
 import requests
 
 from service import users
-from tests.conftest import PipelineRun
-from tests.service.svc_helpers import (
-    MAX_BATCH,
-    MAX_JOB,
-    PASSWORD,
-    Server,
-    Service,
-    applicant,
-    applicants,
-    model_predictions,
-    service_env,
-)
+from tests.support.applicants import applicant, applicants
+from tests.support.pipeline import PipelineRun
+from tests.support.service import MAX_BATCH, MAX_JOB, PASSWORD, Server, Service, model_predictions, service_env
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from core.contract import FEATURE_NAMES
-from tests.service.svc_helpers import MAX_CSV_BATCH, MAX_CSV_JOB, Service, applicant, applicants, model_predictions
+from tests.support.applicants import applicant, applicants
+from tests.support.service import MAX_CSV_BATCH, MAX_CSV_JOB, Service, model_predictions
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30

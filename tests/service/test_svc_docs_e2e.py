@@ -13,8 +13,10 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import ROOT, PipelineRun
-from tests.service.svc_helpers import PASSWORD, Server, Service, applicant, service_env
+from tests.support.applicants import applicant
+from tests.support.paths import ROOT
+from tests.support.pipeline import PipelineRun
+from tests.support.service import PASSWORD, Server, Service, service_env
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -105,13 +107,14 @@ def test_bentomls_client_reaches_every_route_with_a_token(documented: Service) -
     with bentoml.SyncHTTPClient(documented.url, token=token) as client:
         chance = client.predict(**applicant())["chance"]
         assert 0 <= chance <= 1
-        assert client.predict_batch(applicants=[applicant()])["chances"] == [chance]
+        assert client.predict_batch(applicants=[applicant()])["chances"] == pytest.approx([chance], abs=1e-12)
         job = client.submit_job(applicants=[applicant(), applicant()])
         status = client.client.get("/jobs/status", params={"job_id": job["job_id"]}).json()
         assert status["job_id"] == job["job_id"]
         assert client.client.get("/model").json()["model_tag"] == documented.model_tag
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None and os.environ.get("ADMISSIONS_REQUIRE_BROWSER") != "1",
                     reason="Chromium is not installed (Debian: apt-get install chromium)")  # fmt: skip
 def test_swagger_ui_in_chromium_logs_in_with_authorize_and_predicts(documented: Service, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,18 +25,10 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import PipelineRun
-from tests.servers import free_port
-from tests.service.svc_helpers import (
-    MAX_JOB,
-    ROOT,
-    Server,
-    Service,
-    applicant,
-    applicants,
-    model_predictions,
-    service_env,
-)
+from tests.support.applicants import applicant, applicants
+from tests.support.pipeline import PipelineRun
+from tests.support.ports import free_port
+from tests.support.service import MAX_JOB, ROOT, Server, Service, model_predictions, service_env
 
 pytestmark = pytest.mark.e2e
 
@@ -305,8 +298,10 @@ def test_a_signal_to_the_server_group_leaves_no_serving_process(
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     assert leftovers == []
-    again = Server(env, tmp_path / "serve.log", port=server.port).start()  # the port is free again
-    again.stop()
+    with socket.socket() as again:  # the port is free again: a new server could bind it, as servers do
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", server.port))
+        again.listen()
 
 
 MEMORY_LIMIT = 768 * 2**20  # docker-compose.yml's limit per service

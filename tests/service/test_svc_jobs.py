@@ -28,7 +28,7 @@ ROWS = np.arange(21, dtype=np.float64).reshape(3, 7)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
-    """Every store test runs on a SQLite file and on a real PostgreSQL server (tests/postgres.py)."""
+    """Every store test runs on a SQLite file and on a real PostgreSQL server (tests/support/postgres.py)."""
     if request.param == "sqlite":
         return JobStore(tmp_path / "jobs.sqlite").open()
     return JobStore(request.getfixturevalue("postgres").new_database()).open()
@@ -522,7 +522,7 @@ def test_a_postgresql_restart_mid_job_does_not_cost_the_job_its_lease(postgres: 
     few seconds instead of failing, which left the job running until its 60 s lease ran out."""
     import threading
 
-    from tests.postgres import PostgresServer
+    from tests.support.postgres import PostgresServer
 
     server = PostgresServer(postgres.binaries)  # its own server: the session's must not restart
     try:

@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from service import predlog
-from tests.conftest import PipelineRun
-from tests.service.svc_helpers import Server, Service, applicant, applicants, service_env
+from tests.support.applicants import applicant, applicants
+from tests.support.pipeline import PipelineRun
+from tests.support.service import Server, Service, service_env
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30

@@ -17,9 +17,11 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import ROOT, PipelineRun
-from tests.servers import free_port
-from tests.service.svc_helpers import MAX_JOB, Server, Service, applicants, service_env
+from tests.support.applicants import applicants
+from tests.support.paths import ROOT
+from tests.support.pipeline import PipelineRun
+from tests.support.ports import free_port
+from tests.support.service import MAX_JOB, Server, Service, service_env
 
 pytestmark = pytest.mark.e2e
 MARK = "ADMISSIONS_TEST_SERVER_MARK"  # an environment variable every process of one test server inherits
@@ -68,7 +70,7 @@ def test_killing_the_server_or_its_group_leaves_no_process_and_no_job_held(
             )  # fmt: skip
         if when == "ready":
             server = Server(env, tmp_path / "serve.log", port=port, process=process)
-            _wait_ready(server)
+            server.wait()
             headers = headers or Service(server.url, env, pipeline_run.model_tag, server).headers()
             rows = applicants(MAX_JOB, seed=len(jobs))
             answer = requests.post(f"{server.url}/jobs", json={"applicants": rows}, headers=headers, timeout=30)
@@ -95,13 +97,6 @@ def test_killing_the_server_or_its_group_leaves_no_process_and_no_job_held(
             assert status["status"] == "completed", status
     finally:
         server.stop()
-
-
-def _wait_ready(server: Server) -> None:
-    from tests.servers import wait_ready
-
-    assert server.process is not None
-    wait_ready(f"{server.url}/readyz", server.process, server.log)
 
 
 def _status(server: Server, job_id: str, headers: dict[str, str]) -> dict[str, str]:

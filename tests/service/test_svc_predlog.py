@@ -20,7 +20,7 @@ from service.errors import InvalidInputError
 from service.jobs import JobStore
 from service.monitoring import MIN_DRIFT_ROWS, PSI_DRIFT, Monitor
 from service.predlog import EXPORT_COLUMNS, PredictionLog, chunk_row, export_rows, parse_id
-from tests.conftest import RAW_DATA
+from tests.support.paths import RAW_DATA
 
 TAG = "admissions:test"
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, PipelineRun
-from tests.servers import free_port, stop, wait_ready
+from tests.support.paths import ROOT
+from tests.support.pipeline import PipelineRun
+from tests.support.ports import free_port
+from tests.support.processes import start, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
 README = (ROOT / "README.md").read_text()
@@ -40,20 +42,19 @@ def test_the_first_prediction_works_as_the_readme_says(pipeline_run: PipelineRun
         "ADMISSIONS_USERS_FILE": str(tmp_path / "users.json"),
         "ADMISSIONS_JOBS_DB": str(tmp_path / "jobs.sqlite"),
         "PORT": str(port),
-        "MAKEFLAGS": " ".join(KEEP_ENV),
     }
     setup = first_block_with("bash", "make users-add NAME=alice")
     assert "make serve" in setup and "export JWT_SECRET_KEY" in setup
-    # The set-up block up to `make serve`, then `make serve` itself in the background.
+    # The set-up block up to `make serve`, then `make serve` itself in the background. Its `make` never
+    # (re)creates the environment (MAKEFLAGS cannot carry -o: a stale stamp once rebuilt .tox/dev here).
     before_serve = setup.split("make serve")[0]
-    done = run(["bash", "-euo", "pipefail", "-c", before_serve + "\necho $JWT_SECRET_KEY"], env, 120)
+    keep = f'make() {{ command make {" ".join(KEEP_ENV)} "$@"; }}\n'
+    done = run(["bash", "-euo", "pipefail", "-c", keep + before_serve + "\necho $JWT_SECRET_KEY"], env, 120)
     assert done.returncode == 0, done.stdout + done.stderr
     env["JWT_SECRET_KEY"] = done.stdout.strip().splitlines()[-1]
     assert len(env["JWT_SECRET_KEY"]) >= 48
     log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(["make", *KEEP_ENV, "serve"], cwd=ROOT, env=env, stdout=sink,
-                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    server = start(["make", *KEEP_ENV, "serve"], env, log)
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server, log)
         session = first_block_with("bash", "TOKEN=$(curl").replace("127.0.0.1:3000", f"127.0.0.1:{port}")

@@ -18,9 +18,10 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import PipelineRun
-from tests.postgres import PostgresServer
-from tests.service.svc_helpers import Server, Service, applicants, model_predictions, service_env
+from tests.support.applicants import applicants
+from tests.support.pipeline import PipelineRun
+from tests.support.postgres import PostgresServer
+from tests.support.service import Server, Service, model_predictions, service_env
 
 pytestmark = pytest.mark.e2e
 

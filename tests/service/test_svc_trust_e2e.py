@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.service.svc_helpers import Service, applicant
+from tests.support.applicants import applicant
+from tests.support.service import Service
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30
@@ -74,7 +75,10 @@ def test_batch_rows_get_the_same_chance_and_interval_as_alone(api: Service) -> N
     assert batch["interval_level"] == 0.9 and len(batch["intervals"]) == 3
     for row, chance, interval in zip(rows, batch["chances"], batch["intervals"], strict=True):
         alone = predict(api, "/predict", row).json()
-        assert (alone["chance"], alone["interval"]) == (chance, interval)  # same code path and arithmetic
+        # The same arithmetic, in another service and another batch size: equal to the last bits on
+        # this machine, but a BLAS may sum in another order elsewhere.
+        assert alone["chance"] == pytest.approx(chance, abs=1e-12)
+        assert alone["interval"] == pytest.approx(interval, abs=1e-12)
 
 
 def test_explanations_are_opt_in_and_sum_to_the_chance(api: Service) -> None:
@@ -86,8 +90,11 @@ def test_explanations_are_opt_in_and_sum_to_the_chance(api: Service) -> None:
     assert total == pytest.approx(body["chance"], abs=1e-9)
     assert parts["contributions"]["cgpa"] > 0  # well above the mean CGPA
     batch = predict(api, "/predict_batch", {"applicants": [applicant(), STRONG]}, "?explain=true").json()
-    assert len(batch["explanations"]) == 2 and batch["chances"][1] == body["chance"]
-    assert batch["explanations"][1] == parts
+    assert len(batch["explanations"]) == 2 and batch["chances"][1] == pytest.approx(body["chance"], abs=1e-12)
+    explained = batch["explanations"][1]
+    assert explained["contributions"] == pytest.approx(parts["contributions"], abs=1e-12)
+    rest = {key: value for key, value in parts.items() if key != "contributions"}
+    assert {key: value for key, value in explained.items() if key != "contributions"} == pytest.approx(rest, abs=1e-12)
     bad = predict(api, "/predict", applicant(), "?explain=perhaps")
     assert bad.status_code == 400 and "explain must be true or false" in bad.json()["error"]
 
@@ -123,8 +130,7 @@ def test_job_results_carry_the_same_intervals_as_a_batch(api: Service) -> None:
     results = requests.get(f"{api.url}/jobs/results?job_id={job_id}&interval=0.8", headers=headers, timeout=TIMEOUT)
     body = results.json()
     batch = predict(api, "/predict_batch", {"applicants": rows}, "?interval=0.8").json()
-    assert (body["chances"], body["intervals"], body["interval_level"]) == (
-        batch["chances"],
-        batch["intervals"],
-        0.8,
-    )
+    assert body["interval_level"] == 0.8
+    assert body["chances"] == pytest.approx(batch["chances"], abs=1e-12)  # job chunks and a batch: not bit for bit
+    for job_interval, batch_interval in zip(body["intervals"], batch["intervals"], strict=True):
+        assert job_interval == pytest.approx(batch_interval, abs=1e-12)

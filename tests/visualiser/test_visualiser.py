@@ -21,16 +21,12 @@ import pytest
 
 from pipeline.train import CANDIDATES
 from scripts.luigid import Luigid, LuigidError, api, running_pid, start, stop
-from tests.conftest import ROOT, run_pipeline
+from tests.support.paths import ROOT
+from tests.support.pipeline import run_pipeline
+from tests.support.ports import free_port
 
 RUN = Counter(PrepareData=1, TrainModel=len(CANDIDATES), EvaluateModel=len(CANDIDATES), SelectModel=1,
               CalibrateIntervals=1, ExplainModel=1, RegisterModel=1)  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def central(server: Luigid) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port
+from tests.support.ports import free_port
 
 
 def _binaries() -> Path | None:

@@ -1,26 +1,32 @@
-"""Helpers for the service tests: real ``bentoml serve`` processes on free loopback ports.
+"""Real ``bentoml serve`` processes on free loopback ports: the API, or one model service.
 
 Each server gets a temporary users file and jobs database and a JWT secret generated at run time, is
-waited for on /readyz, and is killed with its whole process group (the API workers and the model
+waited for on /readyz, and is stopped with its whole process tree (the API workers and the model
 services are children of ``bentoml serve``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from service import users
-from tests.conftest import ROOT, PipelineRun
-from tests.servers import free_port, stop, wait_ready
+from tests.support import processes
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
+
+if TYPE_CHECKING:
+    from tests.support.pipeline import PipelineRun
 
 PASSWORD = "correct horse battery"
 MAX_BATCH = 50
@@ -44,7 +50,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 120) -> Server:
+    def command(self) -> list[str]:
         command = [
             sys.executable,
             "-m",
@@ -58,20 +64,28 @@ class Server:
         ]
         if self.cgroup_procs is not None:  # join first, so every worker started later is inside too
             command = ["sh", "-c", f'echo $$ > "{self.cgroup_procs}" && exec "$@"', "serve", *command]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        return command
+
+    def launch(self) -> Server:
+        """Start the process and return at once (``wait`` waits until it is ready)."""
+        self.process = processes.start(self.command(), self.env, self.log)
+        return self
+
+    def wait(self, timeout: float = 120) -> Server:
+        assert self.process is not None
         try:
-            wait_ready(f"{self.url}/readyz", self.process, self.log, timeout)
+            processes.wait_ready(f"{self.url}/readyz", self.process, self.log, timeout)
         except AssertionError:
             self.stop()
             raise
         return self
 
+    def start(self, timeout: float = 120) -> Server:
+        return self.launch().wait(timeout)
+
     def stop(self) -> None:
         if self.process is not None:
-            stop(self.process)
+            processes.stop(self.process)
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -97,6 +111,8 @@ class Service:
 
 def service_env(run: PipelineRun, folder: Path, **extra: str) -> dict[str, str]:
     """The environment of a test server: the pipeline's model store, fresh secret, users and jobs."""
+    from service import users
+
     folder.mkdir(parents=True, exist_ok=True)
     users_file = folder / "users.json"
     if not users_file.exists():
@@ -125,42 +141,44 @@ def service_env(run: PipelineRun, folder: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def applicant(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "gre_score": 320,
-        "toefl_score": 110,
-        "university_rating": 4,
-        "sop": 4.5,
-        "lor": 4.0,
-        "cgpa": 9.1,
-        "research": 1,
-    }
-    base.update(overrides)
-    return base
+@contextlib.contextmanager
+def split_topology(
+    run: PipelineRun, folder: Path, api_cgroup: Path | None = None, base: dict[str, str] | None = None, **extra: str
+) -> Iterator[tuple[Service, Server, Server]]:
+    """API, single and batch as three servers (as in docker-compose), the API calling the others by URL.
 
-
-def applicants(count: int, seed: int = 3) -> list[dict[str, Any]]:
-    """Valid applicants spread over the contract's ranges."""
-    import random
-
-    rng = random.Random(seed)
-    return [
-        applicant(
-            gre_score=rng.randint(260, 340),
-            toefl_score=rng.randint(0, 120),
-            university_rating=rng.randint(1, 5),
-            sop=rng.randint(2, 10) / 2,
-            lor=rng.randint(2, 10) / 2,
-            cgpa=round(rng.uniform(0, 10), 2),
-            research=rng.randint(0, 1),
-        )
-        for _ in range(count)
-    ]
+    The two model services start side by side, then the API (as compose starts it, once they are
+    healthy); ``extra`` is the API's environment on top of ``base`` (default: ``service_env(run,
+    folder)``), ``api_cgroup`` a cgroup's process list for the API.
+    """
+    base = base if base is not None else service_env(run, folder)
+    single = Server(base, folder / "single.log", target="service.models:SingleModel")
+    batch = Server(base, folder / "batch.log", target="service.models:BatchModel")
+    env = {**base, "SINGLE_MODEL_URL": single.url, "BATCH_MODEL_URL": batch.url, **extra}
+    api = Server(env, folder / "api.log", cgroup_procs=api_cgroup)
+    try:
+        for server in (single, batch):
+            server.launch()
+        for server in (single, batch):
+            server.wait()
+        api.start()
+        yield Service(api.url, env, run.model_tag, api), single, batch
+    finally:
+        for server in (api, single, batch):
+            server.stop()
 
 
 def model_predictions(run: PipelineRun, rows: list[dict[str, Any]]) -> list[float]:
-    """What the registered sklearn pipeline itself predicts (DataFrame in, clipped), in a subprocess
-    so that this test session's own BENTOML_HOME is not touched."""
+    """What the registered sklearn pipeline itself predicts (DataFrame in, clipped): loaded in this
+    process when the run's store is this session's BENTOML_HOME (BentoML reads that one), else in a
+    subprocess so that the session's own store is not touched."""
+    if Path(os.environ["BENTOML_HOME"]) == Path(run.bentoml_home):
+        import pandas as pd
+
+        from core.contract import FEATURE_NAMES, to_chance
+
+        frame = pd.DataFrame(rows)[list(FEATURE_NAMES)]
+        return [float(value) for value in to_chance(_session_model(run.model_tag).predict(frame))]
     code = (
         "import json, sys, bentoml, pandas as pd\n"
         "from core.contract import FEATURE_NAMES, to_chance\n"
@@ -179,3 +197,10 @@ def model_predictions(run: PipelineRun, rows: list[dict[str, Any]]) -> list[floa
         check=True,
     )
     return [float(value) for value in json.loads(result.stdout)]
+
+
+@functools.cache
+def _session_model(tag: str) -> Any:
+    import bentoml
+
+    return bentoml.sklearn.load_model(tag)
