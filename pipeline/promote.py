@@ -9,9 +9,10 @@ Every check is judged on ground the new raw file cannot move (pipeline/gate.py h
 - **the data against the champion's**: each column against the champion's training profile (PSI), and
   the champion's error on the new labels against its own recorded held-out error.
 
-The verdict is recorded in the store's alias record (service/aliases.py) and in decision.json:
+The verdict is recorded in the store's alias record (core/aliases.py) and in decision.json:
 - passed: the model becomes ``champion``;
-- refused only because it did not beat the champion on the reference set: it becomes ``challenger``
+- refused only because it did not beat the champion on the reference set (overall, or for a group of
+  applicants): it becomes ``challenger``
   (kept for comparison, never served by default);
 - refused: nothing moves. The model stays in the store; the report and the card show why; BuildBento
   then stops the run with the refusal's sentence (exit 30). ``--force-promote "reason"`` makes it
@@ -63,6 +64,8 @@ from pipeline.task import PipelineTask
 
 DECISION_FILE = "decision.json"
 PROMOTED, CHALLENGER, REFUSED, FORCED = "promoted", "challenger", "refused", "forced"
+# The checks that compare with the champion: failing only these, a model is sound but not better.
+AGAINST_THE_CHAMPION = {"reference_vs_champion", "groups_vs_champion"}
 
 
 def load_frame(folder: Path, name: str) -> pd.DataFrame:
@@ -223,7 +226,9 @@ class PromoteModel(PipelineTask):
             verdict, kind, reason = PROMOTED, "gate", f"passed the promotion gate{asked}"
         elif self.force_promote:
             verdict, kind, reason = FORCED, "forced", self.force_promote
-        elif {check.name for check in failed} == {"reference_vs_champion"}:  # sound, just not better
+        elif {
+            check.name for check in failed
+        } <= AGAINST_THE_CHAMPION:  # sound, just not better (overall or for a group)
             verdict, kind, reason = CHALLENGER, "gate", "passed the gate's own checks but not the champion's"
         else:
             verdict, kind, reason = REFUSED, "", ""

@@ -63,7 +63,10 @@ def store_safe(value: Any) -> Any:
     return str(value)
 
 
-_LONG = ("per_fold_rmse", "cv_by_decile", "held_out_rows", "cv_rows", "cv_groups", "held_out_groups", "cgpa_edges")
+_LONG = (
+    *("per_fold_rmse", "cv_by_decile", "held_out_rows", "cv_rows"),
+    *("cv_groups", "cv_worst", "held_out_groups", "cgpa_edges"),
+)
 
 
 def readable(value: Any) -> Any:

@@ -105,7 +105,9 @@ def test_model_metadata_stays_readable(pipeline_run: PipelineRun) -> None:
     shown = subprocess.run(
         [bentoml_cli, "models", "get", pipeline_run.model_tag], env=env, capture_output=True, text=True, check=True
     ).stdout
-    assert len(shown.splitlines()) <= 120  # the inlined lineage made it 655 lines
+    # The inlined lineage made it 655 lines. ~45 are the numbers the service computes intervals from
+    # (intervals.adaptive: one factor per rating and level, the scale weights), ~120 the rest.
+    assert len(shown.splitlines()) <= 170
     metadata = bentoml.models.get(pipeline_run.model_tag).info.metadata
     for key in ("candidate", "selection_reason", "metrics", "hyperparameters", "manifest"):  # what GET /model shows
         assert metadata[key], key
