@@ -106,8 +106,9 @@ TEST_WORKERS ?= 3
 test: $(ENV_STAMP) ## run the test suite on TEST_WORKERS (3) workers; TEST_WORKERS=0: one process; PYTEST_ADDOPTS passes options
 	$(ENV)/bin/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
-# Known vulnerabilities in both locks: service.txt (what the image installs) and dev.txt. Exit 3: the
-# vulnerability service did not answer, said in one sentence (never a pass). docs/testing.md#audit
+# Known vulnerabilities in both locks: service.txt (what the image installs) and dev.txt. The script's
+# exit 3 (make reports it as 2): the vulnerability service did not answer, said in one sentence (never
+# a pass). docs/testing.md#audit
 AUDIT_LOCKS ?= requirements/service.txt requirements/dev.txt
 audit: $(ENV_STAMP) ## pip-audit both locks against requirements/audit-ignore.toml (reviewed exceptions, each with a reason)
 	$(PY) -m scripts.audit $(AUDIT_LOCKS)
