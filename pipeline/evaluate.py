@@ -106,7 +106,7 @@ def evaluate(
     pd.DataFrame({"actual": test_target, "predicted": predicted}, index=test_features.index).to_csv(
         folder / PREDICTIONS_FILE, float_format="%.10g"
     )
-    plot_predictions(test_target, predicted, f"{candidate}: held-out test set", folder / "test_predictions.png")
+    plot_predictions(test_target, predicted, f"{candidate}: held-out test set", folder / "test_predictions.png", seed)
     return {"metrics": metrics}
 
 
