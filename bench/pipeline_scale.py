@@ -106,7 +106,7 @@ class TreeMemory(threading.Thread):
         self.peak_rss = self.peak_pss = 0
         self.peak_processes = 0
         self.timeline: list[tuple[float, int, int, int]] = []  # (seconds, processes, RSS, PSS) per sample
-        self.start = time.perf_counter()
+        self.began = time.perf_counter()
         self.done = threading.Event()
 
     def sample(self) -> None:
@@ -125,7 +125,7 @@ class TreeMemory(threading.Thread):
             pss += getattr(info, "pss", info.rss)
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
         self.peak_processes = max(self.peak_processes, len(tree))
-        self.timeline.append((time.perf_counter() - self.start, len(tree), rss, pss))
+        self.timeline.append((time.perf_counter() - self.began, len(tree), rss, pss))
 
     def run(self) -> None:
         while not self.done.is_set():

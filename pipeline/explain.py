@@ -139,10 +139,10 @@ def load_global_view(folder: Path) -> GlobalView:
     return view
 
 
-def explain(selection_dir: Path, data_dir: Path, folder: Path, seed: int) -> dict[str, Any]:
-    model = load_model(selection_dir)
-    features, _ = load_split(data_dir, TRAIN_FILE)
-    test_features, test_target = load_split(data_dir, TEST_FILE)
+def global_view(
+    model: Pipeline, features: pd.DataFrame, test_features: pd.DataFrame, test_target: np.ndarray, seed: int
+) -> GlobalView:
+    """The view of ``model`` from its training and held-out splits; its cost is bounded by pipeline/scale.py."""
     # Bounded at scale (pipeline/scale.py); every row below the bounds, as on the vendored data.
     shuffled, shuffled_target = sample_rows(test_features, test_target, IMPORTANCE_MAX_ROWS, seed)
     varied, _ = sample_rows(features, None, PARTIAL_DEPENDENCE_MAX_ROWS, seed)
@@ -157,6 +157,14 @@ def explain(selection_dir: Path, data_dir: Path, folder: Path, seed: int) -> dic
             "partial_dependence": {"rows": len(varied), "of": len(features), "seed": seed},
         },
     }
+    return view
+
+
+def explain(selection_dir: Path, data_dir: Path, folder: Path, seed: int) -> dict[str, Any]:
+    model = load_model(selection_dir)
+    features, _ = load_split(data_dir, TRAIN_FILE)
+    test_features, test_target = load_split(data_dir, TEST_FILE)
+    view = global_view(model, features, test_features, test_target, seed)
     write_json(folder / GLOBAL_FILE, view)
     plot_global(view, folder / GLOBAL_PLOT)
     return {}
