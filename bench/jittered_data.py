@@ -6,10 +6,12 @@ vendored applicant (drawn with replacement, seeded) with small noise on each cel
 column's grid in the contract and clipped to the vendored range, so the labels keep the vendored rows'
 non-linear structure and the file holds ~500 tight clusters of near-copies (many tied values).
 
-Noise per column: GRE +- N(0, 2) points, TOEFL +- N(0, 1.5) points, CGPA +- N(0, 0.05), the label
-+- N(0, 0.01) (both to two decimals), SOP and LOR move one half-step up or down with probability
-0.2 each, university rating and research are kept. ``--bad-share`` of the rows get one defect each, as
-in bench/synthetic_data.py. Nothing here is committed: files go where you say.
+Noise per column: GRE +- N(0, 3) points, TOEFL +- N(0, 2) points, CGPA +- N(0, 0.1), the label
++- N(0, 0.02) (both to two decimals), SOP and LOR move one half-step up or down with probability
+0.3 each, university rating and research are kept. At a million rows ~3% of the rows repeat an
+earlier one (rejected as duplicates: with the defects ~4% are rejected, under the 5% a run allows).
+``--bad-share`` of the rows get one defect each, as in bench/synthetic_data.py. Nothing here is
+committed: files go where you say.
 
     .tox/dev/bin/python bench/jittered_data.py ROWS OUT.csv [--seed 0] [--bad-share 0.01]
 """
@@ -30,8 +32,8 @@ from bench.synthetic_data import DEFECTS, VENDORED, _grid  # noqa: E402
 from pipeline.data import COLUMNS, read_raw  # noqa: E402
 
 # Standard deviation of the Gaussian noise per column (before rounding to the column's grid).
-NOISE = {"gre_score": 2.0, "toefl_score": 1.5, "cgpa": 0.05, "chance_of_admit": 0.01}
-HALF_STEP_MOVE = {"sop": 0.2, "lor": 0.2}  # probability of a half-step move, up or down equally
+NOISE = {"gre_score": 3.0, "toefl_score": 2.0, "cgpa": 0.1, "chance_of_admit": 0.02}
+HALF_STEP_MOVE = {"sop": 0.3, "lor": 0.3}  # probability of a half-step move, up or down equally
 
 
 def sample(rows: int, seed: int, bad_share: float) -> pd.DataFrame:

@@ -17,8 +17,10 @@ The run is forced past the promotion gate (``--force-promote``): the gate judges
 measures cost; the gate's own verdict is printed. Memory is the sum of the resident set sizes (RSS)
 of every process of the tree at the same instant, the figure the target is judged on; forked
 processes share pages, which RSS counts once per process, so the sum over-states what the machine
-gives (the proportional set size, PSS, is printed beside it). ``--keep`` also keeps the samples
-(``memory.csv``) and the run's log.
+gives (the proportional set size, PSS, is printed beside it). The tree's CPU seconds (user + system)
+are printed too: on a shared machine the wall time grows with the other sessions' load, the CPU time
+much less, so it says what a quiet 2-core machine would take (at least half of it, with 2 workers).
+``--keep`` also keeps the samples (``memory.csv``) and the run's log.
 
 Prints one table per shape (seconds per task and size, peak memory) and one verdict row per target,
 shape and size at or above ``--judge-rows``; exits 1 when a run fails or a target is missed.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -64,6 +67,7 @@ class Run:
     peak_rss_mb: float = 0.0
     peak_pss_mb: float = 0.0
     peak_processes: int = 0
+    cpu_s: float = 0.0  # user + system seconds of the whole tree: what the load on a shared machine does not inflate
     selected: str = ""
     gate: str = ""
     error: str = ""
@@ -142,6 +146,7 @@ def run(raw: Path, work: Path) -> Run:
     ]  # fmt: skip
     env = {**os.environ, "BENTOML_HOME": str(work / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
     log = work / "run.log"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -149,6 +154,8 @@ def run(raw: Path, work: Path) -> Run:
         memory.start()
         code = process.wait()
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # every descendant, each waited for by its parent
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     memory.done.set()
     memory.join()
     with open(work / "memory.csv", "w") as out:  # kept with --keep: which task the peak belongs to
@@ -161,6 +168,7 @@ def run(raw: Path, work: Path) -> Run:
         peak_rss_mb=memory.peak_rss / 2**20,
         peak_pss_mb=memory.peak_pss / 2**20,
         peak_processes=memory.peak_processes,
+        cpu_s=cpu,
         selected=selected(work / "artefacts"),
         gate=gate_verdict(work / "artefacts"),
         error=error,
@@ -178,6 +186,7 @@ def table(shape: str, results: dict[int, Run]) -> None:
         cells = [f"{results[rows].tasks[task]:.1f}" if task in results[rows].tasks else "-" for rows in sizes]
         print(f"| {task} | " + " | ".join(cells) + " |")
     print("| **whole command (wall)** | " + " | ".join(f"**{results[rows].wall:.1f}**" for rows in sizes) + " |")
+    print("| CPU seconds of the tree (user + system) | " + " | ".join(f"{results[r].cpu_s:.1f}" for r in sizes) + " |")
     print("| peak RSS of the process tree (MB) | " + " | ".join(f"{results[r].peak_rss_mb:.0f}" for r in sizes) + " |")
     print("| peak PSS of the process tree (MB) | " + " | ".join(f"{results[r].peak_pss_mb:.0f}" for r in sizes) + " |")
     print("| most processes at once | " + " | ".join(str(results[r].peak_processes) for r in sizes) + " |")
@@ -213,8 +222,9 @@ def main() -> int:
                         shutil.copy(work / name, kept / name)
             failed = f" FAILED: {result.error}" if result.error else ""
             print(
-                f"{shape} {rows} rows: {result.wall:.1f} s, peak RSS {result.peak_rss_mb:.0f} MB "
-                f"(PSS {result.peak_pss_mb:.0f} MB), selected {result.selected or '-'}{failed}",
+                f"{shape} {rows} rows: {result.wall:.1f} s ({result.cpu_s:.1f} CPU s), "
+                f"peak RSS {result.peak_rss_mb:.0f} MB (PSS {result.peak_pss_mb:.0f} MB), "
+                f"selected {result.selected or '-'}{failed}",
                 flush=True,
             )
     for shape, by_size in results.items():
