@@ -193,3 +193,29 @@ def test_a_prediction_plot_past_its_bound_is_drawn_from_a_seeded_sample(tmp_path
         plot_predictions(actual, predicted, "t", tmp_path / name, seed=1)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "every.png").read_bytes()
+
+
+def _square_and_pid(value: int) -> tuple[int, int]:
+    import os
+
+    return value * value, os.getpid()
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_in_processes_keeps_the_order_and_works_in_the_caller_too(jobs: int) -> None:
+    import os
+
+    results = scale.in_processes(_square_and_pid, [(value,) for value in range(7)], jobs)
+    assert [square for square, _ in results] == [value * value for value in range(7)]
+    pids = [pid for _, pid in results]
+    assert pids[0] == os.getpid()  # the caller takes every jobs-th call instead of waiting
+    assert set(pids[::jobs]) == {os.getpid()}
+    assert len(set(pids)) == 1 if jobs == 1 else 2 <= len(set(pids)) <= jobs  # a pool hands calls out as it likes
+
+
+def test_cv_scores_do_not_depend_on_the_processes(training) -> None:
+    x_train, y_train, _ = training
+    model = build_candidate("ridge", 0)
+    assert cross_validate(model, x_train, y_train, 5, 2, 7, jobs=1) == cross_validate(
+        model, x_train, y_train, 5, 2, 7, jobs=2
+    )
