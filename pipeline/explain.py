@@ -7,8 +7,8 @@
 - partial dependence of the chance (clipped, as served) on CGPA and GRE over the training data;
 - past ``pipeline.scale.IMPORTANCE_MAX_ROWS`` held-out rows and ``PARTIAL_DEPENDENCE_MAX_ROWS`` training
   rows, both on seeded samples of those sizes (recorded in ``samples``, stated in the model card): their
-  cost is passes x rows x the model's cost per row, which took over 15 minutes at a million rows with
-  gradient boosting selected (docs/pipeline-scale.md);
+  cost is passes x rows x the model's cost per row: at a million rows, 93.5 CPU s on every row with the
+  booster selected, 3.4 s sampled, and far more with the forest (docs/pipeline-scale.md);
 - the training means of the features, stored with the model for per-prediction explanations
   (service/explain.py: weight x (value - mean)).
 """
