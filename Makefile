@@ -68,6 +68,12 @@ register: $(ENV_STAMP) ## run the pipeline only up to the registered model (Regi
 build-bento: $(ENV_STAMP) ## the pipeline through the promotion gate and BuildBento; MODEL_VERSION=<tag>: a Bento of that model
 	$(PIPELINE) BuildBento $(PIPELINE_ARGS) $(MODEL_ARGS) $(GATE_ARGS)
 
+.PHONY: bench-pipeline-scale
+SCALE_ROWS ?= 500 100000 1000000
+SCALE_SHAPES ?= synthetic jittered
+bench-pipeline-scale: $(ENV_STAMP) ## the whole pipeline at SCALE_ROWS rows per data shape (SCALE_SHAPES): time per task, peak memory, PASS/FAIL at 1M rows (120 s, 1500 MB)
+	$(PY) bench/pipeline_scale.py --rows $(SCALE_ROWS) --shapes $(SCALE_SHAPES)
+
 # --- Aliases: which registered model is served (docs/model-card.md, "Aliases and a way back") ----------
 .PHONY: aliases promote rollback
 

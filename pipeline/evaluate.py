@@ -15,7 +15,7 @@ from core.contract import to_chance
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import plot_predictions
 from pipeline.provenance import write_json
-from pipeline.scale import cv_rows
+from pipeline.scale import cv_rows, in_processes
 from pipeline.task import PipelineTask
 from pipeline.train import PRIORITY, TrainModel, load_model
 
@@ -65,19 +65,20 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Mean and spread of each score over repeated k-fold CV, on predictions clipped to chances.
 
-    Folds run in ``jobs`` forked processes: threads do not help (fitting 500 small trees is bound by
-    the GIL) and fork shares the already imported libraries. Every fold is seeded, so the scores do
-    not depend on ``jobs``.
+    Folds run in ``jobs`` processes, this one and forked ones (``pipeline.scale.in_processes``): threads
+    do not help (fitting 500 small trees is bound by the GIL) and fork shares the already imported
+    libraries. Every fold is seeded, so the scores do not depend on ``jobs``.
     """
-    from joblib import Parallel, delayed
+    from sklearn.base import clone
     from sklearn.model_selection import RepeatedKFold
 
     features, target = cv_rows(features, target, seed)  # bounded: past CV_MAX_ROWS rows CV cost stays flat
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    backend = "multiprocessing" if jobs > 1 else "sequential"
-    per_fold = Parallel(n_jobs=jobs, backend=backend)(
-        delayed(score_fold)(model, features, target, train_rows, test_rows)
-        for train_rows, test_rows in splitter.split(features)
+    unfitted = clone(model)  # what each fold fits; a fitted forest (30 MB) would be pickled to every fold
+    per_fold = in_processes(
+        score_fold,
+        [(unfitted, features, target, train_rows, test_rows) for train_rows, test_rows in splitter.split(features)],
+        jobs,
     )
     table = pd.DataFrame(per_fold)
     summary: dict[str, Any] = {
@@ -94,11 +95,16 @@ def evaluate(
 ) -> dict[str, Any]:
     model = load_model(model_dir)
     train_features, train_target = load_split(data_dir, TRAIN_FILE)
+    # CV first, from its bounded sample: the processes it forks then hold neither the full training split
+    # nor the held-out split and its predictions (their pages would count in every forked process).
+    cv_features, cv_target = cv_rows(train_features, train_target, seed)
+    del train_features, train_target
+    cv = cross_validate(model, cv_features, cv_target, folds, repeats, seed, jobs)
     test_features, test_target = load_split(data_dir, TEST_FILE)
     predicted = to_chance(model.predict(test_features))
     metrics: Metrics = {
         "candidate": candidate,
-        "cv": cross_validate(model, train_features, train_target, folds, repeats, seed, jobs),
+        "cv": cv,
         "test": scores(test_target, predicted),
         "test_prediction_range": [float(predicted.min()), float(predicted.max())],
     }
@@ -106,7 +112,7 @@ def evaluate(
     pd.DataFrame({"actual": test_target, "predicted": predicted}, index=test_features.index).to_csv(
         folder / PREDICTIONS_FILE, float_format="%.10g"
     )
-    plot_predictions(test_target, predicted, f"{candidate}: held-out test set", folder / "test_predictions.png")
+    plot_predictions(test_target, predicted, f"{candidate}: held-out test set", folder / "test_predictions.png", seed)
     return {"metrics": metrics}
 
 

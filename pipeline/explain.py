@@ -5,6 +5,10 @@
 - permutation importance on the held-out split (scikit-learn's, any model): how much the held-out
   RMSE grows when one feature's values are shuffled;
 - partial dependence of the chance (clipped, as served) on CGPA and GRE over the training data;
+- past ``pipeline.scale.IMPORTANCE_MAX_ROWS`` held-out rows and ``PARTIAL_DEPENDENCE_MAX_ROWS`` training
+  rows, both on seeded samples of those sizes (recorded in ``samples``, stated in the model card): their
+  cost is passes x rows x the model's cost per row: at a million rows, 93.5 CPU s on every row with the
+  booster selected, 3.4 s sampled, and far more with the forest (docs/pipeline-scale.md);
 - the training means of the features, stored with the model for per-prediction explanations
   (service/explain.py: weight x (value - mean)).
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import luigi
 import numpy as np
@@ -26,6 +30,7 @@ from core.linear import affine_form
 from pipeline.data import TEST_FILE, TRAIN_FILE, PrepareData, load_split
 from pipeline.plots import PLOT_META
 from pipeline.provenance import write_json
+from pipeline.scale import IMPORTANCE_MAX_ROWS, PARTIAL_DEPENDENCE_MAX_ROWS, sample_rows
 from pipeline.selection import SelectModel
 from pipeline.task import PipelineTask
 from pipeline.train import load_model
@@ -77,9 +82,12 @@ def importances(model: Pipeline, features: pd.DataFrame, target: np.ndarray, see
     ]
 
 
-def partial_dependence(model: Pipeline, features: pd.DataFrame, name: str) -> dict[str, list[float]]:
-    """Mean served chance over the training rows with ``name`` set to each grid value (brute force, so
-    the clipping to [0, 1] is inside the mean, as the service applies it)."""
+def partial_dependence(
+    model: Pipeline, features: pd.DataFrame, name: str, over: pd.DataFrame | None = None
+) -> dict[str, list[float]]:
+    """Mean served chance over the training rows (or the rows ``over``, a sample of them) with ``name`` set
+    to each grid value (brute force, so the clipping to [0, 1] is inside the mean, as the service applies
+    it). The grid spans 2-98% of ``features``, every training row."""
     spec = next(spec for spec in FEATURES if spec.name == name)
     low, high = features[name].quantile(0.02), features[name].quantile(0.98)
     grid = np.linspace(low, high, _GRID)
@@ -87,7 +95,7 @@ def partial_dependence(model: Pipeline, features: pd.DataFrame, name: str) -> di
         grid = np.unique(np.round(grid))
     means = []
     for value in grid:
-        varied = features.copy()
+        varied = (features if over is None else over).copy()
         varied[name] = value
         means.append(float(to_chance(model.predict(varied)).mean()))
     return {"grid": [float(v) for v in grid], "chance": means}
@@ -121,6 +129,8 @@ class GlobalView(TypedDict):
     importances: list[dict[str, Any]]
     partial_dependence: dict[str, dict[str, list[float]]]
     feature_means: dict[str, float]
+    # "importances", "partial_dependence": {"rows": used, "of": available, "seed": seed} (runs before it: absent)
+    samples: NotRequired[dict[str, dict[str, int]]]
 
 
 def load_global_view(folder: Path) -> GlobalView:
@@ -129,16 +139,32 @@ def load_global_view(folder: Path) -> GlobalView:
     return view
 
 
+def global_view(
+    model: Pipeline, features: pd.DataFrame, test_features: pd.DataFrame, test_target: np.ndarray, seed: int
+) -> GlobalView:
+    """The view of ``model`` from its training and held-out splits; its cost is bounded by pipeline/scale.py."""
+    # Bounded at scale (pipeline/scale.py); every row below the bounds, as on the vendored data.
+    shuffled, shuffled_target = sample_rows(test_features, test_target, IMPORTANCE_MAX_ROWS, seed)
+    varied, _ = sample_rows(features, None, PARTIAL_DEPENDENCE_MAX_ROWS, seed)
+    assert shuffled_target is not None
+    view: GlobalView = {
+        "coefficients": coefficients(model, features),
+        "importances": importances(model, shuffled, shuffled_target, seed),
+        "partial_dependence": {name: partial_dependence(model, features, name, varied) for name in PD_FEATURES},
+        "feature_means": {name: float(features[name].mean()) for name in FEATURE_NAMES},
+        "samples": {
+            "importances": {"rows": len(shuffled), "of": len(test_features), "seed": seed},
+            "partial_dependence": {"rows": len(varied), "of": len(features), "seed": seed},
+        },
+    }
+    return view
+
+
 def explain(selection_dir: Path, data_dir: Path, folder: Path, seed: int) -> dict[str, Any]:
     model = load_model(selection_dir)
     features, _ = load_split(data_dir, TRAIN_FILE)
     test_features, test_target = load_split(data_dir, TEST_FILE)
-    view: GlobalView = {
-        "coefficients": coefficients(model, features),
-        "importances": importances(model, test_features, test_target, seed),
-        "partial_dependence": {name: partial_dependence(model, features, name) for name in PD_FEATURES},
-        "feature_means": {name: float(features[name].mean()) for name in FEATURE_NAMES},
-    }
+    view = global_view(model, features, test_features, test_target, seed)
     write_json(folder / GLOBAL_FILE, view)
     plot_global(view, folder / GLOBAL_PLOT)
     return {}

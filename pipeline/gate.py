@@ -123,14 +123,20 @@ def data_shift(champion_profile: dict[str, Any], data: pd.DataFrame, max_psi: fl
     return Check("data_shift", not moved, says, numbers={"psi": indices})
 
 
-def champion_on_new_labels(new_rmse: float, recorded_rmse: float, champion: str, max_ratio: float) -> Check:
-    """Labels that disagree with what the champion learnt: its error on them against its own held-out error."""
+def champion_on_new_labels(
+    new_rmse: float, recorded_rmse: float, champion: str, max_ratio: float, sampled: tuple[int, int] | None = None
+) -> Check:
+    """Labels that disagree with what the champion learnt: its error on them against its own held-out error.
+    ``sampled``: (rows used, rows available) when the error was measured on a seeded sample of the new rows."""
     ratio = new_rmse / recorded_rmse if recorded_rmse else float("inf")
+    on = f" (on a seeded sample of {sampled[0]:,} of the {sampled[1]:,} new rows)" if sampled else ""
     says = (
-        f"labels: the champion {champion} predicts the new labels with RMSE {new_rmse:.4f}, {ratio:.2f} x "
+        f"labels: the champion {champion} predicts the new labels with RMSE {new_rmse:.4f}{on}, {ratio:.2f} x "
         f"its own held-out {recorded_rmse:.4f} (at most {max_ratio:g} x)"
     )
-    numbers = {"rmse": new_rmse, "recorded_rmse": recorded_rmse, "ratio": ratio}
+    numbers: dict[str, Any] = {"rmse": new_rmse, "recorded_rmse": recorded_rmse, "ratio": ratio}
+    if sampled:
+        numbers["rows"], numbers["of"] = sampled
     return Check("labels_vs_champion", ratio <= max_ratio, says, numbers=numbers)
 
 

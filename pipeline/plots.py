@@ -24,8 +24,15 @@ def _figure(ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
     return figure, figure.subplots(1, ncols)
 
 
-def plot_predictions(actual: np.ndarray, predicted: np.ndarray, title: str, path: Path) -> None:
-    """Predicted against actual (left) and residuals against predicted (right)."""
+def plot_predictions(actual: np.ndarray, predicted: np.ndarray, title: str, path: Path, seed: int = 0) -> None:
+    """Predicted against actual (left) and residuals against predicted (right); past
+    ``pipeline.scale.PLOT_MAX_POINTS`` rows, a seeded sample of them (the title says so)."""
+    from pipeline.scale import PLOT_MAX_POINTS, sample_positions
+
+    chosen = sample_positions(len(actual), PLOT_MAX_POINTS, seed)
+    if chosen is not None:
+        title = f"{title} (a seeded sample of {len(chosen):,} of {len(actual):,} rows)"
+        actual, predicted = actual[chosen], predicted[chosen]
     figure, (left, right) = _figure(2, figsize=(9, 4), dpi=80)
     left.scatter(actual, predicted, s=12, alpha=0.7)
     left.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)

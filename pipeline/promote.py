@@ -7,7 +7,8 @@ Every check is judged on ground the new raw file cannot move (pipeline/gate.py h
 - the candidate's own **CV** must clear the same floors; its intervals must cover near nominal;
 - **behaviour**: the chance may not fall when a feature improves, all else equal;
 - **the data against the champion's**: each column against the champion's training profile (PSI), and
-  the champion's error on the new labels against its own recorded held-out error.
+  the champion's error on the new labels against its own recorded held-out error (past
+  ``pipeline.scale.GATE_MAX_ROWS`` new rows, on a seeded sample of them; the check says so).
 
 The verdict is recorded in the store's alias record (core/aliases.py) and in decision.json:
 - passed: the model becomes ``champion``;
@@ -58,6 +59,7 @@ from pipeline.intervals import CalibrateIntervals, load_intervals
 from pipeline.provenance import write_json
 from pipeline.reference import REFERENCE_FILE, overlap
 from pipeline.register import RegisterModel
+from pipeline.scale import GATE_MAX_ROWS, sample_rows
 from pipeline.selection import SelectModel, load_selection
 from pipeline.stores import StoreTarget
 from pipeline.task import PipelineTask
@@ -201,9 +203,11 @@ class PromoteModel(PipelineTask):
             checks.append(Check("data_shift", True, f"data: not compared ({champion} has no training profile)"))
         metrics: Any = model.info.metadata["metrics"]
         recorded = float(metrics["test"]["rmse"])
-        new = pd.concat([train, test])
+        every = pd.concat([train, test])
+        new, _ = sample_rows(every, None, GATE_MAX_ROWS, self.seed)  # bounded: the champion may be a forest
         new_rmse = scores(new[TARGET.name].to_numpy(), to_chance(fitted.predict(new.drop(columns=TARGET.name))))["rmse"]
-        checks.append(champion_on_new_labels(new_rmse, recorded, champion, self.gate_max_label_error_ratio))
+        sampled = (len(new), len(every)) if len(new) < len(every) else None
+        checks.append(champion_on_new_labels(new_rmse, recorded, champion, self.gate_max_label_error_ratio, sampled))
         return checks
 
     def produce(self, folder: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from luigi.util import inherits
 
 from core.artefact import CARD_FILE, LINEAGE_FILE
 from core.contract import FEATURE_NAMES
+from pipeline.card import sampled_rows
 from pipeline.data import TEST_FILE, PrepareData, load_split
 from pipeline.evaluate import PREDICTIONS_FILE, EvaluateModel, Metrics, load_metrics
 from pipeline.explain import GLOBAL_PLOT, ExplainModel, embedded_png, load_global_view
@@ -30,6 +31,7 @@ from pipeline.plots import PLOT_META
 from pipeline.promote import PromoteModel, load_decision
 from pipeline.provenance import read_manifest
 from pipeline.register import RegisterModel
+from pipeline.scale import PLOT_MAX_POINTS, sample_rows
 from pipeline.selection import SelectModel, load_selection
 from pipeline.task import PipelineTask
 
@@ -93,17 +95,21 @@ def fold_plot(metrics: dict[str, Metrics], chosen: str, path: Path) -> str:
     return _png(figure, path)
 
 
-def residual_plot(predictions: pd.DataFrame, features: pd.DataFrame, path: Path) -> str:
+def residual_plot(predictions: pd.DataFrame, features: pd.DataFrame, path: Path, seed: int = 0) -> str:
+    """Residuals against each feature and their histogram; past ``PLOT_MAX_POINTS`` held-out rows, of a
+    seeded sample of them (a million points take matplotlib minutes and show no more)."""
     from matplotlib.figure import Figure
 
+    every = predictions["actual"] - predictions["predicted"]
+    shown, _ = sample_rows(predictions, None, PLOT_MAX_POINTS, seed)
     figure = Figure(figsize=(12, 5.5), dpi=70)
     axes = figure.subplots(2, 4).ravel()
-    residual = predictions["actual"] - predictions["predicted"]
+    residual = shown["actual"] - shown["predicted"]
     for axis, name in zip(axes, FEATURE_NAMES, strict=False):
-        axis.scatter(features.loc[predictions.index, name], residual, s=8, alpha=0.6)
+        axis.scatter(features.loc[shown.index, name], residual, s=8, alpha=0.6)
         axis.axhline(0, color="grey", linewidth=1, linestyle="--")
         axis.set(xlabel=name, ylabel="actual - predicted")
-    axes[-1].hist(residual, bins=20)
+    axes[-1].hist(every, bins=20)
     axes[-1].set(xlabel="residual", title="Residuals (held-out)")
     return _png(figure, path)
 
@@ -208,8 +214,23 @@ def gate_html(decision: dict[str, Any]) -> str:
     )
 
 
+def _sampled_note(rows: int, seed: int) -> list[str]:
+    """A sentence under a scatter plot drawn from a sample of its rows (none when it shows every row)."""
+    if rows <= PLOT_MAX_POINTS:
+        return []
+    return [
+        f"<p>Scatter plots: a seeded sample (seed {seed}) of {PLOT_MAX_POINTS:,} of the {rows:,} held-out rows; "
+        "the histogram and every score use all of them.</p>"
+    ]
+
+
 def render(
-    inputs: dict[str, Path], evaluations: dict[str, Path], tag: str, folder: Path, decision: dict[str, Any]
+    inputs: dict[str, Path],
+    evaluations: dict[str, Path],
+    tag: str,
+    folder: Path,
+    decision: dict[str, Any],
+    seed: int = 0,
 ) -> str:
     selection = load_selection(inputs["selection"])
     intervals = load_intervals(inputs["intervals"])
@@ -236,6 +257,7 @@ def render(
         else []
     )
     importances = pd.DataFrame(view["importances"]).sort_values("rmse_increase", ascending=False)
+    samples = view.get("samples", {})
     data = read_manifest(inputs["data"])
     deciles = decile_plot(intervals["coverage"]["cv_by_decile"], level, folder / "deciles.png")
     sections = [
@@ -251,7 +273,8 @@ def render(
         f"<h2>Predicted vs actual ({html.escape(chosen)}, held-out)</h2>",
         f'<img alt="predicted vs actual" src="{embedded_png(evaluations[chosen] / "test_predictions.png")}">',
         "<h2>Residuals against each feature (held-out)</h2>",
-        f'<img alt="residuals" src="{residual_plot(predictions, test_features, folder / "residuals.png")}">',
+        *_sampled_note(len(predictions), seed),
+        f'<img alt="residuals" src="{residual_plot(predictions, test_features, folder / "residuals.png", seed)}">',
         "<h2>Prediction intervals</h2>",
         f"<p>{html.escape(intervals['method'])}.</p>",
         _table(coverage_table(intervals)),
@@ -260,8 +283,14 @@ def render(
         "<h2>Global view</h2>",
         *coefficients,
         "<h3>Permutation importance (held-out RMSE increase when a feature is shuffled)</h3>",
+        *[f"<p>On {html.escape(on)}.</p>" for on in [sampled_rows(samples.get("importances"), "held-out")] if on],
         _table(importances),
         f'<img alt="global view" src="{embedded_png(inputs["explanation"] / GLOBAL_PLOT)}">',
+        *[
+            f"<p>Partial dependence: averaged over {html.escape(on)}.</p>"
+            for on in [sampled_rows(samples.get("partial_dependence"), "training")]
+            if on
+        ],
         f'<section class="card">{card_html(card)}</section>',
         "<h2>Lineage</h2>",
         _table(lineage_frame),
@@ -296,7 +325,7 @@ class ReportRun(PipelineTask):
         evaluations = {name: self.input_dir(f"evaluation:{name}") for name in self.candidates}
         tag = self.clone(RegisterModel).model_tag
         decision = load_decision(self.input_dir("gate"))
-        (folder / REPORT_HTML).write_text(render(inputs, evaluations, tag, folder, decision))
+        (folder / REPORT_HTML).write_text(render(inputs, evaluations, tag, folder, decision, self.seed))
         for plot in ("folds.png", "residuals.png", "deciles.png", "groups.png"):
             (folder / plot).unlink(missing_ok=True)  # embedded in the HTML already
         return {"report": REPORT_HTML, "gate_verdict_at": decision["at"]}
