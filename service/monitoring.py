@@ -16,7 +16,7 @@ Every ``REFRESH_S`` seconds each API worker reads the prediction log (service/pr
   stays in charge of what is served.
 
 All figures are exported on ``/metrics``; every worker computes the same numbers from the same
-database, so each gauge shows the newest value any live worker set.
+database, so each gauge shows the newest value any worker set.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ MIN_OUTCOMES = 30
 RMSE_MARGIN = 1.5
 COVERAGE_SLACK = 0.05
 
-# Every worker computes the same figures from the same database: the newest value of the live workers is
-# the figure (a "min" or "max" would also count the 0 of processes that import this module and never set it).
-_NEWEST: Literal["livemostrecent"] = "livemostrecent"
+# Every worker computes the same figures from the same database: the newest value any worker set is the
+# figure. ("min" or "max" would also count the 0 of processes that import this module and never set it;
+# the "live" modes lost every figure for up to a refresh when BentoML marked a process dead.)
+_NEWEST: Literal["mostrecent"] = "mostrecent"
 DRIFT = bentoml.metrics.Gauge(
     name="admissions_drift_psi",
     documentation=f"PSI of recent inputs against the model's training profile, per feature (> {PSI_DRIFT}: drift)",

@@ -109,6 +109,19 @@ class Service:
         return {"Authorization": f"Bearer {self.token(username)}"}
 
 
+def server_home(run: PipelineRun, folder: Path) -> Path:
+    """A BENTOML_HOME of the server's own whose store is the run's (links): every ``bentoml serve`` empties
+    ``$BENTOML_HOME/prometheus_multiproc_dir`` when it starts, so servers sharing a home lose each
+    other's metrics (the shared server's /metrics lost every gauge set before another server started)."""
+    home = folder / "bentoml-home"
+    home.mkdir(exist_ok=True)
+    for part in ("models", "bentos", "aliases", "promotions"):
+        link = home / part
+        if not link.is_symlink():
+            link.symlink_to(Path(run.bentoml_home) / part, target_is_directory=True)
+    return home
+
+
 def service_env(run: PipelineRun, folder: Path, **extra: str) -> dict[str, str]:
     """The environment of a test server: the pipeline's model store, fresh secret, users and jobs."""
     from service import users
@@ -120,7 +133,7 @@ def service_env(run: PipelineRun, folder: Path, **extra: str) -> dict[str, str]:
             users.add(users_file, name, PASSWORD)
     env = {
         **os.environ,
-        "BENTOML_HOME": str(run.bentoml_home),
+        "BENTOML_HOME": str(server_home(run, folder)),
         "BENTOML_DO_NOT_TRACK": "true",
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "ADMISSIONS_USERS_FILE": str(users_file),
