@@ -107,7 +107,7 @@ class PromoteModel(PipelineTask):
         description="RMSE a group of reference applicants (rating, research, CGPA decile) may lose to the champion",
     )
     gate_coverage_tolerance = luigi.FloatParameter(
-        default=0.05, significant=False, description="how far the CV interval coverage may be from nominal"
+        default=0.05, significant=False, description="how far the CV interval coverage may fall below nominal"
     )
     force_promote = luigi.Parameter(
         default="", significant=False, description="make the model champion even if the gate refuses; the reason"

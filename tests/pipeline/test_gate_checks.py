@@ -173,3 +173,10 @@ def test_against_the_champion_never_says_better_by_minus_zero() -> None:
     assert same.passed and "better by 0.0000" in same.says
     worse = gate.against_champion(0.0651, 0.06, "admissions:c", 0.005)
     assert not worse.passed and "worse by 0.0051 (tolerance 0.005)" in worse.says
+
+
+def test_intervals_that_cover_less_than_promised_are_refused_and_wider_ones_pass_said_so() -> None:
+    assert not gate.coverage(0.84, 0.9, 0.05).passed
+    assert gate.coverage(0.87, 0.9, 0.05).passed
+    wide = gate.coverage(0.97, 0.9, 0.05)
+    assert wide.passed and "above nominal 0.9" in wide.says and "wider than needed" in wide.says
