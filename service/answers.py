@@ -154,7 +154,9 @@ class Answers:
             table = None
         level = table.default_level if table is not None else None
         intervals = table.pairs(chances, level, rows) if table is not None and level is not None else None
-        return chunk_row(job.id, "jobs", rows, chances, intervals, level, tag, job.owner, at=job.created_at)
+        # The features stay in the database: service/jobs.py copies the job's packed columns into the log.
+        chunk = chunk_row(job.id, "jobs", rows, chances, intervals, level, tag, job.owner, job.created_at, False)
+        return chunk
 
     async def accept_job(self, rows: np.ndarray, owner: str) -> Response:
         """Store a job of valid (n, 7) rows and answer 202 with its status."""

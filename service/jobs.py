@@ -401,6 +401,12 @@ class JobStore:
                 if done.rowcount == 1 and log is not None:
                     conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.request_id == job.id))  # a retried write
                     conn.execute(PREDICTIONS.insert().values(**log))
+                    if not log["features"]:  # the job's packed columns, copied in the database, not in memory
+                        packed = sa.select(JOB_DATA.c.data).where(
+                            JOB_DATA.c.job_id == job.id, JOB_DATA.c.kind == COLUMNS
+                        )
+                        update = PREDICTIONS.update().where(PREDICTIONS.c.request_id == job.id)
+                        conn.execute(update.values(features=packed.scalar_subquery()))
                 if done.rowcount == 1:
                     return True
                 # A retry after a commit whose answer was lost: this attempt's outcome is already stored.

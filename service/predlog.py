@@ -445,8 +445,11 @@ def chunk_row(
     model_tag: str,
     user_id: str,
     at: float | None = None,
+    pack_features: bool = True,
 ) -> dict[str, Any]:
-    """One chunk as a database row (also what service/jobs.py writes with a job's outcome)."""
+    """One chunk as a database row (also what service/jobs.py writes with a job's outcome). Without
+    ``pack_features`` the features are left empty for the caller to fill: a job's are already packed in
+    the jobs database, and packing a million rows again cost ~100 MB in a worker under a memory limit."""
     chances = np.ascontiguousarray(chances, dtype=np.float64)
     features = np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
     if len(features) != len(chances):
@@ -458,7 +461,7 @@ def chunk_row(
         "model_tag": model_tag,
         "route": route,
         "n_rows": len(chances),
-        "features": pack_columns(features),
+        "features": pack_columns(features) if pack_features else b"",
         "chances": chances.tobytes(),
         "intervals": None if intervals is None else np.ascontiguousarray(intervals, dtype=np.float64).tobytes(),
         "interval_level": level if intervals is not None else None,

@@ -136,10 +136,11 @@ def test_a_job_s_rows_are_logged_with_its_outcome_in_one_transaction(store: JobS
     claimed = store.claim(30)
     assert claimed is not None and claimed.id == job.id
     chances = np.linspace(0.3, 0.8, 50)
-    chunk = chunk_row(job.id, "jobs", rows, chances, None, None, TAG, job.owner)
+    chunk = chunk_row(job.id, "jobs", rows, chances, None, None, TAG, job.owner, pack_features=False)
     assert store.complete(claimed, chances, TAG, chunk)
     exported = logged_rows(log)
     assert [row[0] for row in exported] == predlog.prediction_ids(job.id, 50)
+    assert np.array_equal(np.array([row[5:12] for row in exported]), rows)  # copied from the job's own columns
     assert {row[4] for row in exported} == {"jobs"}
     lost = store.submit("user-1", rows)
     taken = store.claim(30)
