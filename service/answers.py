@@ -153,7 +153,11 @@ class Answers:
         except Exception:
             table = None
         level = table.default_level if table is not None else None
-        intervals = table.pairs(chances, level, rows) if table is not None and level is not None else None
+        intervals = None
+        if table is not None and level is not None:  # in slices: a million rows at once cost ~100 MB of temporaries
+            step = 100_000
+            pieces = [table.pairs(chances[i : i + step], level, rows[i : i + step]) for i in range(0, len(rows), step)]
+            intervals = np.concatenate(pieces) if pieces else np.empty((0, 2))
         # The features stay in the database: service/jobs.py copies the job's packed columns into the log.
         chunk = chunk_row(job.id, "jobs", rows, chances, intervals, level, tag, job.owner, job.created_at, False)
         return chunk

@@ -44,6 +44,7 @@ from service.quiet import RateLimited
 
 logger = logging.getLogger("admissions.predlog")
 FLUSH_S = 0.5
+RECENT_ROWS = 2_000  # rows of a large chunk kept apart for the drift monitor (its window is 500 by default)
 MAX_BUFFERED_ROWS = 200_000  # past this a request waits for the write instead of growing the buffer
 DELETE_BATCH = 500  # chunks removed per transaction by the retention sweep
 _FAILURE_LOG = RateLimited()  # a database down for an hour: a few lines a minute, not two a second
@@ -66,6 +67,9 @@ PREDICTIONS = sa.Table(
     sa.Column("intervals", sa.LargeBinary, nullable=True),  # float64 (n, 2); null: asked without one
     sa.Column("interval_level", sa.Float, nullable=True),
     sa.Column("times", sa.LargeBinary, nullable=True),  # float64 (n,) per-row times; null: all at ``at``
+    # The last RECENT_ROWS rows' features, packed apart when the chunk is larger: the drift monitor reads
+    # these, not a million-row job's whole columns (~100 MB in a worker under a memory limit).
+    sa.Column("recent", sa.LargeBinary, nullable=True),
     sa.Index("ix_prediction_log_model_at", "model_tag", "at"),
 )
 OUTCOMES = sa.Table(
@@ -300,16 +304,21 @@ class PredictionLog:
     def recent_features(self, model_tag: str, rows: int, since: float) -> np.ndarray:
         """Up to ``rows`` of the newest logged inputs of ``model_tag`` since ``since``, newest chunks first."""
         query = (
-            sa.select(PREDICTIONS.c.features, PREDICTIONS.c.n_rows)
+            sa.select(PREDICTIONS.c.request_id, PREDICTIONS.c.recent)
             .where(PREDICTIONS.c.model_tag == model_tag, PREDICTIONS.c.at >= since)
             .order_by(PREDICTIONS.c.at.desc())
         )
         found: list[np.ndarray] = []
         total = 0
         with self.engine.connect() as conn:
-            for features, n_rows in conn.execute(query):
-                found.append(unpack_columns(features))
-                total += n_rows
+            for request_id, recent in conn.execute(query):
+                packed = recent
+                if packed is None:  # a small chunk: its own columns
+                    packed = conn.execute(
+                        sa.select(PREDICTIONS.c.features).where(PREDICTIONS.c.request_id == request_id)
+                    ).scalar_one()
+                found.append(unpack_columns(packed)[::-1])  # newest rows first
+                total += len(found[-1])
                 if total >= rows:
                     break
         if not found:
@@ -466,6 +475,7 @@ def chunk_row(
         "intervals": None if intervals is None else np.ascontiguousarray(intervals, dtype=np.float64).tobytes(),
         "interval_level": level if intervals is not None else None,
         "times": None,
+        "recent": pack_columns(features[-RECENT_ROWS:]) if len(features) > RECENT_ROWS else None,
     }
 
 
