@@ -168,6 +168,7 @@ class AdmissionsAPI:
             orphaned=leave,
             completed=_count_job_predictions,
             logged=self._job_log,
+            budget=self.budget,
         )
         try:
             self.jobs.open()

@@ -36,6 +36,7 @@ import numpy as np
 from service import wire
 from service.errors import JobNotReadyError, JobStoreUnavailableError, ServiceError, ServiceUnavailableError
 from service.jobs import COMPLETED, FAILED, Job, JobStore
+from service.middleware.memory_budget import Budget, give_back_freed_memory
 
 logger = logging.getLogger("admissions.jobs")
 Predict = Callable[[np.ndarray], Awaitable[tuple[np.ndarray | list[float], str]]]
@@ -47,6 +48,10 @@ IN_FLIGHT_CHUNKS = 4  # enough to keep the batch service's queue full, few enoug
 # No chunk answered for this long: the attempt is stuck. Twice the batch service's request timeout
 # (models.py), so a chunk that is still answered is never taken for stuck.
 STALL_S = 120.0
+# What a running job costs the API worker per row, held from its memory budget while it runs: its
+# features, chunks in flight, predictions, the prediction log's columns and intervals (RSS peak +462 MiB
+# for a million rows in the compose stack's API container, measured around one job on a fresh worker).
+JOB_BYTES_PER_ROW = 500
 LOST, STALLED, ORPHANED = "lost", "stalled", "orphaned"  # why an attempt stopped renewing its lease
 
 
@@ -66,6 +71,7 @@ class JobRunner:
         orphaned: Callable[[], None] = lambda: None,
         completed: Callable[[Job, int], None] | None = None,
         logged: Callable[[Job, np.ndarray, np.ndarray, str], Awaitable[dict[str, Any] | None]] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.store = store
         self.predict = predict
@@ -78,6 +84,8 @@ class JobRunner:
         self._progress_at = 0.0  # when the running attempt last had a chunk answered (monotonic)
         self.completed = completed  # called once per job whose outcome was stored (counts work done once)
         self.logged = logged  # a job's rows as a prediction-log chunk, stored with its outcome
+        self.budget = budget  # the worker's memory budget, shared with the bodies it admits
+        self._held = 0
         self.problem: str | None = None  # why the jobs database is unusable, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -166,10 +174,16 @@ class JobRunner:
             lease.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lease
+            await self._give_back_memory()
 
     async def _predict_all(self, job: Job) -> tuple[np.ndarray, np.ndarray, str]:
         """All rows through the batch service, ``IN_FLIGHT_CHUNKS`` chunks at a time; on the first error
-        the other chunks are cancelled before it propagates."""
+        the other chunks are cancelled before it propagates. It waits for room in the memory budget
+        first (while its lease is renewed): a job's rows cost more than its upload did."""
+        if self.budget is not None:
+            amount = job.n_rows * JOB_BYTES_PER_ROW
+            await self.budget.hold(amount)
+            self._held = amount
         rows = await asyncio.to_thread(self.store.features, job.id)
         chunks = [rows[start : start + self.chunk_rows] for start in range(0, len(rows), self.chunk_rows)]
         gate = asyncio.Semaphore(IN_FLIGHT_CHUNKS)
@@ -190,6 +204,12 @@ class JobRunner:
             raise
         predictions = np.concatenate([np.asarray(chances, dtype=np.float64) for chances, _ in outcomes])
         return rows, predictions, outcomes[0][1]
+
+    async def _give_back_memory(self) -> None:
+        if self._held and self.budget is not None:
+            self.budget.give(self._held)
+            self._held = 0
+            await asyncio.to_thread(give_back_freed_memory)
 
     async def _keep_lease(self, job: Job, work: asyncio.Task[tuple[np.ndarray, np.ndarray, str]]) -> str:
         """Renew the lease every quarter of its length while the attempt can finish; otherwise cancel

@@ -122,3 +122,37 @@ def test_the_middleware_refuses_with_503_and_retry_after_and_gives_back_what_it_
     assert first[0]["status"] == 200
     assert second[0]["status"] == 503 and (b"retry-after", b"2") in second[0]["headers"]
     assert budget.reserved == 0 and budget.admitted == 0 and len(admitted) == 1
+
+
+def test_a_job_waits_for_the_bodies_in_flight_and_no_body_is_admitted_past_it() -> None:
+    budget = memory_budget.Budget(100)
+
+    async def scenario() -> None:
+        assert budget.take(60)
+        holding = asyncio.create_task(budget.hold(70))
+        await asyncio.sleep(memory_budget.HOLD_POLL_S * 3)
+        assert not holding.done()  # 60 + 70 > 100: the job waits
+        assert not budget.take(10)  # and no body gets in ahead of it
+        budget.give(60)
+        await asyncio.wait_for(holding, timeout=5)
+        assert budget.reserved == 70 and budget.wanted == 0
+        assert budget.take(30) and not budget.take(1)
+
+    asyncio.run(scenario())
+
+
+def test_a_job_alone_is_held_whatever_its_cost_and_a_cancelled_wait_leaves_nothing_behind() -> None:
+    budget = memory_budget.Budget(100)
+
+    async def scenario() -> None:
+        await asyncio.wait_for(budget.hold(500), timeout=5)  # accepted work runs, alone if it must
+        assert not budget.take(1)
+        budget.give(500)
+        assert budget.take(40)
+        waiting = asyncio.create_task(budget.hold(90))
+        await asyncio.sleep(memory_budget.HOLD_POLL_S * 2)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert (budget.reserved, budget.admitted, budget.wanted) == (40, 1, 0)
+
+    asyncio.run(scenario())

@@ -21,7 +21,8 @@ from service.errors import (
     TooManyRequestsError,
 )
 from service.jobs import COMPLETED, FAILED, PENDING, RUNNING, Job, JobStore
-from service.runner import JobRunner, results_json
+from service.middleware.memory_budget import Budget
+from service.runner import JOB_BYTES_PER_ROW, JobRunner, results_json
 
 ROWS = np.arange(21, dtype=np.float64).reshape(3, 7)
 
@@ -547,3 +548,22 @@ def test_a_postgresql_restart_mid_job_does_not_cost_the_job_its_lease(postgres: 
         assert store.get(job.id).status == COMPLETED
     finally:
         server.stop()
+
+
+def test_a_running_job_holds_its_rows_share_of_the_memory_budget_and_gives_it_back(store: JobStore) -> None:
+    budget = Budget(10**9)
+    held: list[int] = []
+
+    async def predict(rows: np.ndarray) -> tuple[list[float], str]:
+        held.append(budget.reserved)
+        return rows[:, 0].tolist(), "admissions:x"
+
+    async def broken(rows: np.ndarray) -> tuple[list[float], str]:
+        raise InvalidInputError("rows the model cannot take")
+
+    for model, status in ((predict, COMPLETED), (broken, FAILED)):
+        job = store.submit("alice", ROWS)
+        asyncio.run(JobRunner(store, model, chunk_rows=2, budget=budget).run(claim(store)))
+        assert store.get(job.id).status == status
+        assert (budget.reserved, budget.admitted) == (0, 0)  # given back however the job ended
+    assert held == [len(ROWS) * JOB_BYTES_PER_ROW] * 2  # both chunks ran while the job held its share
