@@ -31,7 +31,6 @@ from service.middleware import Message, Receive, Scope, Send, header, send_error
 logger = logging.getLogger("admissions.guard")
 SHOWN_PROBLEMS = 10
 MAX_ERROR_BYTES = 64 * 1024  # larger error bodies are not parsed again: they are replaced
-MAX_DISCARD_BYTES = 256 * 2**20  # a refused body larger than this is not read at all: the connection closes
 
 
 class JsonBodiesOnly:
@@ -80,8 +79,9 @@ class BodyLimit:
         declared = content_length(scope)
         if declared is not None:  # the server never reads past a declared length
             if declared > limit:
+                # Answered before the body is read: uvicorn drops the rest of it and keeps the
+                # connection, so a client that sends its whole body before reading sees the 413.
                 await send_error(send, _too_large(scope["path"], limit))
-                await discard(receive, declared)
                 return
             await self.app(scope, receive, send)
             return
@@ -255,17 +255,6 @@ def _problem(item: Any) -> str:
     for part in item.get("loc", []):
         location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
     return f"{location or 'body'}: {str(item.get('msg', 'invalid'))[:200]}"
-
-
-async def discard(receive: Receive, declared: int) -> None:
-    """Read and drop a refused body (up to ``MAX_DISCARD_BYTES``): most clients (requests, browsers)
-    send the whole body before they read the answer, and would see a reset connection, not the 413."""
-    if declared > MAX_DISCARD_BYTES:
-        return
-    while True:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
 
 
 def content_length(scope: Scope) -> int | None:

@@ -10,7 +10,8 @@ got a 768 MB API container's worker OOM-killed, with every request it was servin
   read (its Content-Length; a chunked body reserves its route's limit), and gives it back when its
   answer is sent or its client has gone;
 - a body that would take the worker's reservations over its budget is refused at once with 503 and
-  ``Retry-After`` (its body is read and dropped, so the client sees the answer, not a reset); a worker
+  ``Retry-After`` (uvicorn drops the rest of the body and keeps the connection, so the client sees the
+  answer, not a reset); a worker
   with nothing reserved admits any body within the route's size limit, so the largest documented body
   always gets through on its own;
 - the budget per worker is ``(cgroup memory limit - BASE_BYTES - workers x WORKER_BYTES) x SAFETY /
@@ -31,7 +32,7 @@ from typing import Any
 
 from service.errors import ServiceUnavailableError
 from service.middleware import Receive, Scope, Send, send_error
-from service.middleware.guard import content_length, discard, media_type_of
+from service.middleware.guard import content_length, media_type_of
 
 # What a body costs in memory per byte of it while it is served (the measurements above, rounded up).
 COST_PER_BYTE = {
@@ -131,7 +132,6 @@ class MemoryBudget:
                     f"{RETRY_AFTER_S} s"
                 ),
             )
-            await discard(receive, size)
             return
         try:
             await self.app(scope, receive, send)
