@@ -53,62 +53,55 @@ COVERAGE_SLACK = 0.05
 # figure. ("min" or "max" would also count the 0 of processes that import this module and never set it;
 # the "live" modes lost every figure for up to a refresh when BentoML marked a process dead.)
 _NEWEST: Literal["mostrecent"] = "mostrecent"
-DRIFT = bentoml.metrics.Gauge(
-    name="admissions_drift_psi",
-    documentation=f"PSI of recent inputs against the model's training profile, per feature (> {PSI_DRIFT}: drift)",
-    labelnames=["model_tag", "feature"],
-    multiprocess_mode=_NEWEST,
+
+
+def _gauge(name: str, documentation: str, *labels: str) -> Any:
+    return bentoml.metrics.Gauge(
+        name=name, documentation=documentation, labelnames=list(labels), multiprocess_mode=_NEWEST
+    )
+
+
+DRIFT = _gauge(
+    "admissions_drift_psi",
+    f"PSI of recent inputs against the model's training profile, per feature (> {PSI_DRIFT}: drift)",
+    "model_tag",
+    "feature",
 )
-DRIFT_ROWS = bentoml.metrics.Gauge(
-    name="admissions_drift_window_rows",
-    documentation="predictions in the drift window (drift is judged from MIN_DRIFT_ROWS on)",
-    labelnames=["model_tag"],
-    multiprocess_mode=_NEWEST,
+DRIFT_ROWS = _gauge(
+    "admissions_drift_window_rows",
+    "predictions in the drift window (drift is judged from MIN_DRIFT_ROWS on)",
+    "model_tag",
 )
-REALISED_RMSE = bentoml.metrics.Gauge(
-    name="admissions_realised_rmse",
-    documentation="RMSE of the predictions with a recorded outcome, by when they were made",
-    labelnames=["model_tag", "window"],
-    multiprocess_mode=_NEWEST,
+REALISED_RMSE = _gauge(
+    "admissions_realised_rmse",
+    "RMSE of the predictions with a recorded outcome, by when they were made",
+    "model_tag",
+    "window",
 )
-REALISED_COVERAGE = bentoml.metrics.Gauge(
-    name="admissions_realised_coverage",
-    documentation="share of recorded outcomes inside their prediction interval, per interval level",
-    labelnames=["model_tag", "window", "level"],
-    multiprocess_mode=_NEWEST,
+REALISED_COVERAGE = _gauge(
+    "admissions_realised_coverage",
+    "share of recorded outcomes inside their prediction interval, per interval level",
+    "model_tag",
+    "window",
+    "level",
 )
-OUTCOMES = bentoml.metrics.Gauge(
-    name="admissions_realised_outcomes",
-    documentation="recorded outcomes behind the realised figures",
-    labelnames=["model_tag", "window"],
-    multiprocess_mode=_NEWEST,
+OUTCOMES = _gauge(
+    "admissions_realised_outcomes", "recorded outcomes behind the realised figures", "model_tag", "window"
 )
-CV_RMSE = bentoml.metrics.Gauge(
-    name="admissions_model_cv_rmse",
-    documentation="the model's cross-validated RMSE, as recorded by the pipeline",
-    labelnames=["model_tag"],
-    multiprocess_mode=_NEWEST,
+CV_RMSE = _gauge(
+    "admissions_model_cv_rmse", "the model's cross-validated RMSE, as recorded by the pipeline", "model_tag"
 )
-JOBS_WAITING = bentoml.metrics.Gauge(
-    name="admissions_jobs_waiting",
-    documentation="jobs pending (accepted, not yet running)",
-    multiprocess_mode=_NEWEST,
+JOBS_WAITING = _gauge("admissions_jobs_waiting", "jobs pending (accepted, not yet running)")
+JOB_AGE = _gauge(
+    "admissions_oldest_waiting_job_age_seconds", "how long the oldest pending job has waited (0 when none waits)"
 )
-JOB_AGE = bentoml.metrics.Gauge(
-    name="admissions_oldest_waiting_job_age_seconds",
-    documentation="how long the oldest pending job has waited (0 when none waits)",
-    multiprocess_mode=_NEWEST,
+JOBS_DATABASE_UP = _gauge(
+    "admissions_jobs_database_up", "1 when the jobs database (and the prediction log in it) answers a write, else 0"
 )
-JOBS_DATABASE_UP = bentoml.metrics.Gauge(
-    name="admissions_jobs_database_up",
-    documentation="1 when the jobs database (and the prediction log in it) answers a write, else 0",
-    multiprocess_mode=_NEWEST,
-)
-RETRAIN = bentoml.metrics.Gauge(
-    name="admissions_retrain_recommended",
-    documentation="1 when drift or realised error crosses its threshold (GET /monitoring says why)",
-    labelnames=["model_tag"],
-    multiprocess_mode=_NEWEST,
+RETRAIN = _gauge(
+    "admissions_retrain_recommended",
+    "1 when drift or realised error crosses its threshold (GET /monitoring says why)",
+    "model_tag",
 )
 
 
