@@ -55,53 +55,55 @@ COVERAGE_SLACK = 0.05
 _NEWEST: Literal["mostrecent"] = "mostrecent"
 
 
-def _gauge(name: str, documentation: str, *labels: str) -> Any:
+def _gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Any:
     return bentoml.metrics.Gauge(
         name=name, documentation=documentation, labelnames=list(labels), multiprocess_mode=_NEWEST
     )
 
 
 DRIFT = _gauge(
-    "admissions_drift_psi",
-    f"PSI of recent inputs against the model's training profile, per feature (> {PSI_DRIFT}: drift)",
-    "model_tag",
-    "feature",
+    name="admissions_drift_psi",
+    documentation=f"PSI of recent inputs against the model's training profile, per feature (> {PSI_DRIFT}: drift)",
+    labels=("model_tag", "feature"),
 )
 DRIFT_ROWS = _gauge(
-    "admissions_drift_window_rows",
-    "predictions in the drift window (drift is judged from MIN_DRIFT_ROWS on)",
-    "model_tag",
+    name="admissions_drift_window_rows",
+    documentation="predictions in the drift window (drift is judged from MIN_DRIFT_ROWS on)",
+    labels=("model_tag",),
 )
 REALISED_RMSE = _gauge(
-    "admissions_realised_rmse",
-    "RMSE of the predictions with a recorded outcome, by when they were made",
-    "model_tag",
-    "window",
+    name="admissions_realised_rmse",
+    documentation="RMSE of the predictions with a recorded outcome, by when they were made",
+    labels=("model_tag", "window"),
 )
 REALISED_COVERAGE = _gauge(
-    "admissions_realised_coverage",
-    "share of recorded outcomes inside their prediction interval, per interval level",
-    "model_tag",
-    "window",
-    "level",
+    name="admissions_realised_coverage",
+    documentation="share of recorded outcomes inside their prediction interval, per interval level",
+    labels=("model_tag", "window", "level"),
 )
 OUTCOMES = _gauge(
-    "admissions_realised_outcomes", "recorded outcomes behind the realised figures", "model_tag", "window"
+    name="admissions_realised_outcomes",
+    documentation="recorded outcomes behind the realised figures",
+    labels=("model_tag", "window"),
 )
 CV_RMSE = _gauge(
-    "admissions_model_cv_rmse", "the model's cross-validated RMSE, as recorded by the pipeline", "model_tag"
+    name="admissions_model_cv_rmse",
+    documentation="the model's cross-validated RMSE, as recorded by the pipeline",
+    labels=("model_tag",),
 )
-JOBS_WAITING = _gauge("admissions_jobs_waiting", "jobs pending (accepted, not yet running)")
+JOBS_WAITING = _gauge(name="admissions_jobs_waiting", documentation="jobs pending (accepted, not yet running)")
 JOB_AGE = _gauge(
-    "admissions_oldest_waiting_job_age_seconds", "how long the oldest pending job has waited (0 when none waits)"
+    name="admissions_oldest_waiting_job_age_seconds",
+    documentation="how long the oldest pending job has waited (0 when none waits)",
 )
 JOBS_DATABASE_UP = _gauge(
-    "admissions_jobs_database_up", "1 when the jobs database (and the prediction log in it) answers a write, else 0"
+    name="admissions_jobs_database_up",
+    documentation="1 when the jobs database (and the prediction log in it) answers a write, else 0",
 )
 RETRAIN = _gauge(
-    "admissions_retrain_recommended",
-    "1 when drift or realised error crosses its threshold (GET /monitoring says why)",
-    "model_tag",
+    name="admissions_retrain_recommended",
+    documentation="1 when drift or realised error crosses its threshold (GET /monitoring says why)",
+    labels=("model_tag",),
 )
 
 

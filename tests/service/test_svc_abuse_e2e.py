@@ -30,7 +30,11 @@ def roomy(pipeline_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -
     """A server whose CSV limits let multi-megabyte bodies through to the parser (2 workers)."""
     folder = tmp_path_factory.mktemp("roomy")
     env = service_env(
-        pipeline_run, folder, ADMISSIONS_MAX_CSV_BATCH_SIZE=str(CSV_ROWS), ADMISSIONS_MAX_CSV_JOB_SIZE=str(CSV_ROWS)
+        pipeline_run,
+        folder,
+        ADMISSIONS_MAX_CSV_BATCH_SIZE=str(CSV_ROWS),
+        ADMISSIONS_MAX_CSV_JOB_SIZE=str(CSV_ROWS),
+        ADMISSIONS_API_WORKERS="2",
     )
     server = Server(env, folder / "serve.log").start()
     try:

@@ -285,7 +285,7 @@ def test_a_signal_to_the_server_group_leaves_no_serving_process(
     pipeline_run: PipelineRun, tmp_path: Path, sig: signal.Signals
 ) -> None:
     """What `make serve` started, stopped as a terminal (Ctrl-C), a supervisor or `kill -9` would."""
-    env = service_env(pipeline_run, tmp_path)
+    env = service_env(pipeline_run, tmp_path, ADMISSIONS_API_WORKERS="2")
     server = Server(env, tmp_path / "serve.log").start()
     assert server.process is not None
     tree = psutil.Process(server.process.pid).children(recursive=True)
@@ -342,7 +342,13 @@ def test_nothing_a_client_sends_kills_a_worker_under_the_memory_limit(
     """Three maximum-size JSON jobs at once, a 100 MB batch and an over-size job, against an API server
     under the compose memory limit (its own container there; the model services run in theirs): every
     worker survives, the jobs complete, the oversized requests get 413."""
-    base = service_env(pipeline_run, tmp_path, ADMISSIONS_MAX_JOB_SIZE="100000", ADMISSIONS_MAX_BATCH_SIZE="10000")
+    base = service_env(
+        pipeline_run,
+        tmp_path,
+        ADMISSIONS_MAX_JOB_SIZE="100000",
+        ADMISSIONS_MAX_BATCH_SIZE="10000",
+        ADMISSIONS_API_WORKERS="2",  # as many as the compose memory limit was sized for
+    )
     single = Server(base, tmp_path / "single.log", target="service.models:SingleModel").start()
     batch = Server(base, tmp_path / "batch.log", target="service.models:BatchModel").start()
     env = {**base, "SINGLE_MODEL_URL": single.url, "BATCH_MODEL_URL": batch.url}

@@ -146,6 +146,9 @@ def service_env(run: PipelineRun, folder: Path, **extra: str) -> dict[str, str]:
         # servers must not throttle that address. Per-pair throttling stays on (tested from 127.0.0.7).
         "ADMISSIONS_LOGIN_FAILURES_PER_ADDRESS": "1000000",
         "ADMISSIONS_LOGIN_FAILURES_PER_USER": "1000000",
+        # One API worker unless a test is about several (it says "2"): a worker costs ~3 s of CPU to
+        # start, and the suite starts dozens of servers on two cores.
+        "ADMISSIONS_API_WORKERS": "1",
         "PYTHONPATH": str(ROOT),
     }
     for name in ("ADMISSIONS_MODEL_TAG", "SINGLE_MODEL_URL", "BATCH_MODEL_URL", "ADMISSIONS_DEV_MODE"):
