@@ -184,6 +184,7 @@ class JobRunner:
             amount = job.n_rows * JOB_BYTES_PER_ROW
             await self.budget.hold(amount)
             self._held = amount
+            self._progress_at = time.monotonic()  # waiting for room is not a stalled model service
         rows = await asyncio.to_thread(self.store.features, job.id)
         chunks = [rows[start : start + self.chunk_rows] for start in range(0, len(rows), self.chunk_rows)]
         gate = asyncio.Semaphore(IN_FLIGHT_CHUNKS)
