@@ -11,9 +11,10 @@ got a 768 MB API container's worker OOM-killed, with every request it was servin
   answer is sent or its client has gone;
 - a body that would take the worker's reservations over its budget is refused at once with 503 and
   ``Retry-After`` (uvicorn drops the rest of the body and keeps the connection, so the client sees the
-  answer, not a reset); a worker
-  with nothing reserved admits any body within the route's size limit, so the largest documented body
-  always gets through on its own;
+  answer, not a reset); a worker with nothing reserved admits any body within the route's size limit,
+  so the largest documented body always gets through on its own;
+- a job the worker runs holds its rows' share too (service/runner.py), waiting for the bodies in flight
+  to leave room; a 202 gives the upload's reservation back while the job is still to run;
 - the budget per worker is ``(cgroup memory limit - BASE_BYTES - workers x WORKER_BYTES) x SAFETY /
   workers``, or ``ADMISSIONS_MEMORY_BUDGET_MB`` when set; no limit (no cgroup limit, e.g. ``make
   serve`` on a laptop, and the variable unset) means no budget.
