@@ -24,6 +24,7 @@ was predicted (model, time, chance, interval), so realised error and coverage ar
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import threading
@@ -358,7 +359,9 @@ class PredictionLog:
             key = parse_id(text)
             if key is None:
                 raise InvalidInputError(f"row {index}: {text!r} is not a prediction id", row=index)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            # An int is finite however large (np.isfinite(2**64) raised TypeError: a 500); the range check refuses it.
+            finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+            if isinstance(value, bool) or not finite:
                 raise InvalidInputError(f"row {index}: outcome must be a number, got {value!r}", row=index)
             if not TARGET.minimum <= value <= TARGET.maximum:
                 raise InvalidInputError(

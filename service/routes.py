@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -114,7 +114,10 @@ async def post_outcomes(request: Request) -> Response:
     api = running()
     if api.log is None:
         raise ServiceUnavailableError("the prediction log is off (ADMISSIONS_PREDICTION_LOG=off): no outcomes")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # the client hung up mid-body: nobody to answer, nothing worth a traceback
+        return Response(status_code=400)
     items = outcome_items(body, media_type_of(request.scope) == b"text/csv")
     recorded = await asyncio.to_thread(api.log.record_outcomes, items, request.scope[USER_KEY])
     return JSONResponse({"recorded": recorded})
@@ -143,7 +146,7 @@ def outcome_items(body: bytes, csv: bool) -> list[tuple[Any, Any]]:
     else:
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep, within the size limit
             raise InvalidInputError(
                 'the body is not JSON: send {"outcomes": [{"prediction_id": ..., "outcome": ...}]}'
             ) from None
