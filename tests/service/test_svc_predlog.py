@@ -243,7 +243,8 @@ def logged_for_outcomes(log: PredictionLog) -> str:
 
 def outcomes_refusal(log: PredictionLog, body: bytes, csv_body: bool = False) -> InvalidInputError:
     with pytest.raises(InvalidInputError) as refused:
-        log.record_outcomes(routes.outcome_items(body, csv_body), "user-2")
+        items, rows = routes.outcome_items(body, csv_body)
+        log.record_outcomes(items, "user-2", rows)
     return refused.value
 
 
@@ -273,3 +274,23 @@ def test_a_client_that_leaves_mid_body_is_no_traceback(monkeypatch: Any) -> None
         sent.append(message)
 
     asyncio.run(routes.app(scope, receive, send))  # raised ClientDisconnect
+
+
+def test_refused_outcomes_name_their_row_as_the_client_counts_it(log: PredictionLog) -> None:
+    pid = logged_for_outcomes(log)
+    # A long value is shown cut short: a message over the 4 KiB error bound lost its row to
+    # "too many problems to list" (service/middleware/guard.py).
+    for body in (
+        json.dumps({"outcomes": [{"prediction_id": "x" * 100_000, "outcome": 1}]}).encode(),
+        json.dumps({"outcomes": [{"prediction_id": pid, "outcome": "9" * 100_000}]}).encode(),
+    ):
+        message = outcomes_refusal(log, body).message
+        assert message.startswith("row 1: ") and len(message) < 200, message[:300]
+    body = b"prediction_id,outcome\n" + pid.encode() + b"," + b"x" * 100_000
+    message = outcomes_refusal(log, body, csv_body=True).message
+    assert message.startswith("row 1: ") and len(message) < 200, message[:300]
+    # A CSV's rows are counted as in the file, blank lines included, by every check.
+    assert outcomes_refusal(log, b"prediction_id,outcome\n\nnot-an-id,1\n", csv_body=True).extra["row"] == 2
+    twice = f"prediction_id,outcome\n{pid},1\n\n{pid},1\n".encode()
+    assert outcomes_refusal(log, twice, csv_body=True).message.startswith("row 3: ")
+    assert log.realised(0) == []
