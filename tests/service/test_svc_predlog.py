@@ -294,3 +294,19 @@ def test_refused_outcomes_name_their_row_as_the_client_counts_it(log: Prediction
     twice = f"prediction_id,outcome\n{pid},1\n\n{pid},1\n".encode()
     assert outcomes_refusal(log, twice, csv_body=True).message.startswith("row 3: ")
     assert log.realised(0) == []
+
+
+def test_the_export_refuses_what_it_cannot_do_in_one_sentence(
+    log: PredictionLog, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert log_export.main(["--out", str(tmp_path / "no" / "such" / "dir.csv")], engine=log.engine) == 2
+    assert "error: cannot write" in capsys.readouterr().err  # was a FileNotFoundError traceback
+    with pytest.raises(SystemExit) as bad_date:
+        log_export.main(["--since", "2026-13-01", "--out", "-"], engine=log.engine)
+    assert bad_date.value.code == 2 and "not a date or time" in capsys.readouterr().err
+    # A mistyped ADMISSIONS_JOBS_DB created an empty database there and exported "0 predictions".
+    missing = tmp_path / "typo" / "jobs.sqlite"
+    monkeypatch.delenv("ADMISSIONS_JOBS_URL", raising=False)
+    monkeypatch.setenv("ADMISSIONS_JOBS_DB", str(missing))
+    assert log_export.main(["--out", str(tmp_path / "out.csv")]) == 2
+    assert "no jobs database" in capsys.readouterr().err and not missing.parent.exists()
