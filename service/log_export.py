@@ -24,7 +24,7 @@ def _moment(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"error: {text!r} is not a date or time (e.g. 2026-12-01 or 2026-12-01T08:00)") from None
+        raise ValueError(f"{text!r} is not a date or time (e.g. 2026-12-01 or 2026-12-01T08:00)") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
@@ -42,10 +42,23 @@ def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
     parser.add_argument("--model", help="only this model's predictions (a tag, e.g. admissions:1a2b3c)")
     parser.add_argument("--out", required=True, help="the CSV file to write ('-': standard output)")
     args = parser.parse_args(argv)
+    try:
+        start = _moment(args.since) if args.since else None
+        end = _moment(args.until) if args.until else None
+    except ValueError as exc:
+        parser.error(str(exc))  # exit 2 with the usage, as argparse's own refusals
     if engine is None:
         try:
             loaded = settings.load({**os.environ, "ADMISSIONS_DEV_MODE": "1"})  # no secret needed to export
-            store = JobStore(loaded.jobs_url or loaded.jobs_db).open()
+            store = JobStore(loaded.jobs_url or loaded.jobs_db)
+            # Opening creates a missing SQLite file: a mistyped path exported "0 predictions" from a new one.
+            if store.file is not None and not store.file.exists():
+                print(
+                    f"error: no jobs database at {store.file} (ADMISSIONS_JOBS_DB or ADMISSIONS_JOBS_URL)",
+                    file=sys.stderr,
+                )
+                return 2
+            store.open()
         except (ConfigurationError, JobStoreUnavailableError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -53,9 +66,11 @@ def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
     else:
         where = str(engine.url)
     log = PredictionLog(engine, where)
-    start = _moment(args.since) if args.since else None
-    end = _moment(args.until) if args.until else None
-    handle = sys.stdout if args.out == "-" else open(args.out, "w", newline="")  # noqa: SIM115
+    try:
+        handle = sys.stdout if args.out == "-" else open(args.out, "w", newline="")  # noqa: SIM115
+    except OSError as exc:  # a folder that does not exist, a directory, no permission: one sentence, no traceback
+        print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
     count = 0
     with handle:
         writer = csv.writer(handle)

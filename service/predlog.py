@@ -24,6 +24,7 @@ was predicted (model, time, chance, interval), so realised error and coverage ar
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import threading
@@ -115,6 +116,13 @@ _ID = re.compile(r"([0-9a-f]{1,32})-([0-9]{1,9})")  # request ids: ours (hex) or
 
 def prediction_ids(request_id: str, rows: int) -> list[str]:
     return [f"{request_id}-{row}" for row in range(rows)]
+
+
+def shown(value: Any) -> str:
+    """``value`` as an error message quotes it, cut short: an answer over 4 KiB loses its message to
+    "too many problems to list" (service/middleware/guard.py), and with it the row it names."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:40]}..."
 
 
 def parse_id(text: Any) -> tuple[str, int] | None:
@@ -350,21 +358,23 @@ class PredictionLog:
 
     # --- outcomes ------------------------------------------------------------------------------------
 
-    def record_outcomes(self, items: list[tuple[Any, Any]], user_id: str) -> int:
+    def record_outcomes(self, items: list[tuple[Any, Any]], user_id: str, rows: list[int] | None = None) -> int:
         """Record ``(prediction id, outcome)`` pairs, all or none; a 4xx naming the first bad row
-        (1-based, as a person counts the rows they sent) otherwise. Returns how many were recorded."""
+        (1-based, as a person counts the rows they sent: ``rows``, else their positions) otherwise.
+        Returns how many were recorded."""
         wanted: dict[tuple[str, int], tuple[int, float]] = {}
-        for index, (text, value) in enumerate(items, start=1):
+        numbers = rows if rows is not None else range(1, len(items) + 1)
+        for index, (text, value) in zip(numbers, items, strict=True):
             key = parse_id(text)
             if key is None:
-                raise InvalidInputError(f"row {index}: {text!r} is not a prediction id", row=index)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-                raise InvalidInputError(f"row {index}: outcome must be a number, got {value!r}", row=index)
+                raise InvalidInputError(f"row {index}: {shown(text)} is not a prediction id", row=index)
+            # An int is finite however large (np.isfinite(2**64) raised TypeError: a 500); the range check refuses it.
+            finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+            if isinstance(value, bool) or not finite:
+                raise InvalidInputError(f"row {index}: outcome must be a number, got {shown(value)}", row=index)
             if not TARGET.minimum <= value <= TARGET.maximum:
-                raise InvalidInputError(
-                    f"row {index}: outcome must be between {TARGET.minimum:g} and {TARGET.maximum:g}, got {value!r}",
-                    row=index,
-                )
+                bounds = f"between {TARGET.minimum:g} and {TARGET.maximum:g}"
+                raise InvalidInputError(f"row {index}: outcome must be {bounds}, got {shown(value)}", row=index)
             if key in wanted:
                 raise InvalidInputError(
                     f"row {index}: prediction {text} appears twice (first in row {wanted[key][0]})", row=index

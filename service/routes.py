@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -23,7 +23,7 @@ from service.extras import Options
 from service.middleware import USER_KEY
 from service.middleware.fast_paths import wants_csv
 from service.middleware.guard import media_type_of
-from service.predlog import prediction_ids
+from service.predlog import prediction_ids, shown
 from service.runner import results_json
 from service.settings import MAX_OUTCOMES
 
@@ -114,22 +114,27 @@ async def post_outcomes(request: Request) -> Response:
     api = running()
     if api.log is None:
         raise ServiceUnavailableError("the prediction log is off (ADMISSIONS_PREDICTION_LOG=off): no outcomes")
-    body = await request.body()
-    items = outcome_items(body, media_type_of(request.scope) == b"text/csv")
-    recorded = await asyncio.to_thread(api.log.record_outcomes, items, request.scope[USER_KEY])
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # the client hung up mid-body: nobody to answer, nothing worth a traceback
+        return Response(status_code=400)
+    items, rows = outcome_items(body, media_type_of(request.scope) == b"text/csv")
+    recorded = await asyncio.to_thread(api.log.record_outcomes, items, request.scope[USER_KEY], rows)
     return JSONResponse({"recorded": recorded})
 
 
 OUTCOMES_SHAPE = '{"outcomes": [{"prediction_id": "...", "outcome": 0.7}, ...]}'
 
 
-def outcome_items(body: bytes, csv: bool) -> list[tuple[Any, Any]]:
-    """(prediction id, outcome) pairs from a JSON or CSV body, or a 400 that says what is wrong."""
+def outcome_items(body: bytes, csv: bool) -> tuple[list[tuple[Any, Any]], list[int] | None]:
+    """(prediction id, outcome) pairs from a JSON or CSV body, or a 400 that says what is wrong; and, for
+    a CSV, each pair's row in the file (its blank lines count, so later checks name the row it has)."""
     if csv:
         lines = body.decode("utf-8-sig", errors="replace").splitlines()
         if not lines or [name.strip() for name in lines[0].split(",")] != ["prediction_id", "outcome"]:
             raise InvalidInputError("a CSV of outcomes starts with the header prediction_id,outcome")
         items: list[tuple[Any, Any]] = []
+        numbers: list[int] = []
         for number, line in enumerate(lines[1:], start=1):
             if not line.strip():
                 continue
@@ -139,11 +144,14 @@ def outcome_items(body: bytes, csv: bool) -> list[tuple[Any, Any]]:
             try:
                 items.append((cells[0], float(cells[1])))
             except ValueError:
-                raise InvalidInputError(f"row {number}: outcome {cells[1]!r} is not a number", row=number) from None
+                message = f"row {number}: outcome {shown(cells[1])} is not a number"
+                raise InvalidInputError(message, row=number) from None
+            numbers.append(number)
+        rows: list[int] | None = numbers
     else:
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep, within the size limit
             raise InvalidInputError(
                 'the body is not JSON: send {"outcomes": [{"prediction_id": ..., "outcome": ...}]}'
             ) from None
@@ -151,9 +159,10 @@ def outcome_items(body: bytes, csv: bool) -> list[tuple[Any, Any]]:
         if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
             raise InvalidInputError(f"send {OUTCOMES_SHAPE}")
         items = [(entry.get("prediction_id"), entry.get("outcome")) for entry in entries]
+        rows = None
     if len(items) > MAX_OUTCOMES:
         raise InvalidInputError(f"at most {MAX_OUTCOMES:,} outcomes a request, got {len(items):,}")
-    return items
+    return items, rows
 
 
 async def get_monitoring(request: Request) -> Response:

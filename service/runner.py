@@ -172,9 +172,10 @@ class JobRunner:
                 logger.warning("job %s: lease lost before its results were stored; another attempt has it", job.id)
         finally:
             lease.cancel()
+            # First: awaiting a renewal that broke unexpectedly raises, and the budget stayed reserved for good.
+            await self._give_back_memory()
             with contextlib.suppress(asyncio.CancelledError):
                 await lease
-            await self._give_back_memory()
 
     async def _predict_all(self, job: Job) -> tuple[np.ndarray, np.ndarray, str]:
         """All rows through the batch service, ``IN_FLIGHT_CHUNKS`` chunks at a time; on the first error

@@ -567,3 +567,26 @@ def test_a_running_job_holds_its_rows_share_of_the_memory_budget_and_gives_it_ba
         assert store.get(job.id).status == status
         assert (budget.reserved, budget.admitted) == (0, 0)  # given back however the job ended
     assert held == [len(ROWS) * JOB_BYTES_PER_ROW] * 2  # both chunks ran while the job held its share
+
+
+def test_a_lease_renewal_that_breaks_unexpectedly_still_gives_the_memory_back(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The give-back came after awaiting the lease task in ``run``'s ``finally``: a renewal that raised
+    anything but JobStoreUnavailableError (SQLAlchemy's pool TimeoutError, an OSError) skipped it, and
+    the worker's budget stayed reserved for good (a million-row job's share refuses every body, 503)."""
+    budget = Budget(10**9)
+
+    def broken_extend(job: Job, lease_s: float) -> bool:
+        raise RuntimeError("QueuePool limit reached")
+
+    async def slow(rows: np.ndarray) -> tuple[list[float], str]:
+        await asyncio.sleep(0.1)
+        return rows[:, 0].tolist(), "admissions:x"
+
+    monkeypatch.setattr(store, "extend", broken_extend)
+    store.submit("alice", ROWS)
+    runner = JobRunner(store, slow, chunk_rows=2, lease_s=0.04, budget=budget)
+    with pytest.raises(RuntimeError):  # the loop logs it and backs off
+        asyncio.run(runner.run(claim(store)))
+    assert (budget.reserved, budget.admitted) == (0, 0)

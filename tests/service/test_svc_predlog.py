@@ -3,10 +3,13 @@ SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -15,9 +18,10 @@ import pytest
 
 from core.contract import FEATURE_NAMES
 from core.profile import column_profile
-from service import log_export, predlog
+from service import log_export, predlog, routes
 from service.errors import InvalidInputError
 from service.jobs import JobStore
+from service.middleware import USER_KEY
 from service.monitoring import MIN_DRIFT_ROWS, PSI_DRIFT, Monitor
 from service.predlog import EXPORT_COLUMNS, PredictionLog, chunk_row, export_rows, parse_id
 from tests.support.paths import RAW_DATA
@@ -229,3 +233,80 @@ def test_the_export_writes_every_column_for_every_row(log: PredictionLog, tmp_pa
     log_export.main(["--out", str(out)], engine=log.engine)
     table = list(csv.reader(io.StringIO(out.read_text())))
     assert tuple(table[0]) == EXPORT_COLUMNS and len(table) == 6
+
+
+def logged_for_outcomes(log: PredictionLog) -> str:
+    request_id = log.batch(vendored_rows()[:3], np.array([0.5, 0.6, 0.7]), None, None, TAG, "user-1")
+    log.flush()
+    return f"{request_id}-0"
+
+
+def outcomes_refusal(log: PredictionLog, body: bytes, csv_body: bool = False) -> InvalidInputError:
+    with pytest.raises(InvalidInputError) as refused:
+        items, rows = routes.outcome_items(body, csv_body)
+        log.record_outcomes(items, "user-2", rows)
+    return refused.value
+
+
+def test_outcome_bodies_that_were_500s_are_400s(log: PredictionLog) -> None:
+    pid = logged_for_outcomes(log)
+    # Nested 100,000 deep: the JSON parser's RecursionError was a 500 and a traceback per request.
+    assert "not JSON" in outcomes_refusal(log, b"[" * 100_000).message
+    # An integer outcome past float64's range is a number out of range, not np.isfinite's TypeError (500).
+    for huge in (2**64, 10**400):
+        body = json.dumps({"outcomes": [{"prediction_id": pid, "outcome": huge}]}).encode()
+        assert "row 1: outcome must be between 0 and 1" in outcomes_refusal(log, body).message
+    assert log.realised(0) == []
+
+
+def test_a_client_that_leaves_mid_body_is_no_traceback(monkeypatch: Any) -> None:
+    """Starlette's ClientDisconnect from ``request.body()`` went up to uvicorn: a traceback in the log
+    for every client that hung up while sending outcomes."""
+    monkeypatch.setattr(routes, "running", lambda: SimpleNamespace(log=object()))
+    sent: list[dict[str, Any]] = []
+    scope = {"type": "http", "method": "POST", "path": "/outcomes", "headers": [(b"content-type", b"application/json")],
+             "query_string": b"", USER_KEY: "u-1"}  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(routes.app(scope, receive, send))  # raised ClientDisconnect
+
+
+def test_refused_outcomes_name_their_row_as_the_client_counts_it(log: PredictionLog) -> None:
+    pid = logged_for_outcomes(log)
+    # A long value is shown cut short: a message over the 4 KiB error bound lost its row to
+    # "too many problems to list" (service/middleware/guard.py).
+    for body in (
+        json.dumps({"outcomes": [{"prediction_id": "x" * 100_000, "outcome": 1}]}).encode(),
+        json.dumps({"outcomes": [{"prediction_id": pid, "outcome": "9" * 100_000}]}).encode(),
+    ):
+        message = outcomes_refusal(log, body).message
+        assert message.startswith("row 1: ") and len(message) < 200, message[:300]
+    body = b"prediction_id,outcome\n" + pid.encode() + b"," + b"x" * 100_000
+    message = outcomes_refusal(log, body, csv_body=True).message
+    assert message.startswith("row 1: ") and len(message) < 200, message[:300]
+    # A CSV's rows are counted as in the file, blank lines included, by every check.
+    assert outcomes_refusal(log, b"prediction_id,outcome\n\nnot-an-id,1\n", csv_body=True).extra["row"] == 2
+    twice = f"prediction_id,outcome\n{pid},1\n\n{pid},1\n".encode()
+    assert outcomes_refusal(log, twice, csv_body=True).message.startswith("row 3: ")
+    assert log.realised(0) == []
+
+
+def test_the_export_refuses_what_it_cannot_do_in_one_sentence(
+    log: PredictionLog, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert log_export.main(["--out", str(tmp_path / "no" / "such" / "dir.csv")], engine=log.engine) == 2
+    assert "error: cannot write" in capsys.readouterr().err  # was a FileNotFoundError traceback
+    with pytest.raises(SystemExit) as bad_date:
+        log_export.main(["--since", "2026-13-01", "--out", "-"], engine=log.engine)
+    assert bad_date.value.code == 2 and "not a date or time" in capsys.readouterr().err
+    # A mistyped ADMISSIONS_JOBS_DB created an empty database there and exported "0 predictions".
+    missing = tmp_path / "typo" / "jobs.sqlite"
+    monkeypatch.delenv("ADMISSIONS_JOBS_URL", raising=False)
+    monkeypatch.setenv("ADMISSIONS_JOBS_DB", str(missing))
+    assert log_export.main(["--out", str(tmp_path / "out.csv")]) == 2
+    assert "no jobs database" in capsys.readouterr().err and not missing.parent.exists()
