@@ -505,7 +505,11 @@ def _outcome_records(
 ) -> list[dict[str, Any]]:
     if chunk is None:
         index = min(index for _, index, _ in rows)
-        raise OutcomeNotFoundError(f"row {index}: no prediction {request_id}-... is in the log", row=index)
+        raise OutcomeNotFoundError(
+            f"row {index}: no prediction {request_id}-... is in the log (a prediction is written to it within "
+            f"{FLUSH_S:g} s of its answer; one older than the log's retention is gone)",
+            row=index,
+        )
     chances = np.frombuffer(chunk.chances, dtype=np.float64)
     intervals = None if chunk.intervals is None else np.frombuffer(chunk.intervals, dtype=np.float64).reshape(-1, 2)
     times = None if chunk.times is None else np.frombuffer(chunk.times, dtype=np.float64)
