@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
     """``python -m service.log_export [--since ISO] [--until ISO] [--model TAG] --out FILE.csv``: the
     logged predictions (with their outcomes) of the jobs database the service is configured with."""
     import argparse
+    import contextlib
     import csv
 
     parser = argparse.ArgumentParser(
@@ -72,12 +73,16 @@ def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
         print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
         return 2
     count = 0
-    with handle:
-        writer = csv.writer(handle)
-        writer.writerow(EXPORT_COLUMNS)
-        for row in export_rows(log, start, end, args.model):
-            writer.writerow("" if value is None else value for value in row)
-            count += 1
+    try:
+        with handle if handle is not sys.stdout else contextlib.nullcontext(handle):  # never close stdout
+            writer = csv.writer(handle)
+            writer.writerow(EXPORT_COLUMNS)
+            for row in export_rows(log, start, end, args.model):
+                writer.writerow("" if value is None else value for value in row)
+                count += 1
+    except BrokenPipeError:  # `--out - | head`: the reader has what it wanted; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what Python still flushes at exit goes nowhere
+        return 0
     print(f"{count} predictions from {where} written to {args.out}", file=sys.stderr)
     return 0
 

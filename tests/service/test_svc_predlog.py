@@ -310,3 +310,28 @@ def test_the_export_refuses_what_it_cannot_do_in_one_sentence(
     monkeypatch.setenv("ADMISSIONS_JOBS_DB", str(missing))
     assert log_export.main(["--out", str(tmp_path / "out.csv")]) == 2
     assert "no jobs database" in capsys.readouterr().err and not missing.parent.exists()
+
+
+def test_an_export_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """`make export-predictions OUT=- | head`: the closed pipe was a BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    store = JobStore(tmp_path / "jobs.sqlite").open()
+    log = PredictionLog(store.engine, str(store.path))
+    rows = np.tile(vendored_rows(), (20, 1))  # ~10,000 rows: far more than a pipe's buffer
+    log.batch(rows, np.full(len(rows), 0.5), None, None, TAG, "u")
+    log.flush()
+    env = {**os.environ, "ADMISSIONS_JOBS_DB": str(tmp_path / "jobs.sqlite")}
+    env.pop("ADMISSIONS_JOBS_URL", None)
+    export = subprocess.Popen(
+        [sys.executable, "-m", "service.log_export", "--out", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert export.stdout is not None and export.stderr is not None
+    assert export.stdout.readline().decode().startswith(EXPORT_COLUMNS[0])
+    export.stdout.close()  # the reader leaves, as head does
+    errors = export.stderr.read().decode()
+    assert export.wait(timeout=60) == 0, errors
+    assert "Traceback" not in errors
