@@ -9,6 +9,7 @@ answer in one exception handler; the running API is reached through ``bentoml.ge
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from typing import Any
 
@@ -126,19 +127,21 @@ async def post_outcomes(request: Request) -> Response:
 OUTCOMES_SHAPE = '{"outcomes": [{"prediction_id": "...", "outcome": 0.7}, ...]}'
 
 
-def outcome_items(body: bytes, csv: bool) -> tuple[list[tuple[Any, Any]], list[int] | None]:
+def outcome_items(body: bytes, as_csv: bool) -> tuple[list[tuple[Any, Any]], list[int] | None]:
     """(prediction id, outcome) pairs from a JSON or CSV body, or a 400 that says what is wrong; and, for
     a CSV, each pair's row in the file (its blank lines count, so later checks name the row it has)."""
-    if csv:
+    if as_csv:
+        # The csv module reads the quoted cells spreadsheets write ("id","0.7"); a line at a time, so a
+        # row's number is its line's.
         lines = body.decode("utf-8-sig", errors="replace").splitlines()
-        if not lines or [name.strip() for name in lines[0].split(",")] != ["prediction_id", "outcome"]:
+        if not lines or [name.strip() for name in _cells(lines[0])] != ["prediction_id", "outcome"]:
             raise InvalidInputError("a CSV of outcomes starts with the header prediction_id,outcome")
         items: list[tuple[Any, Any]] = []
         numbers: list[int] = []
         for number, line in enumerate(lines[1:], start=1):
             if not line.strip():
                 continue
-            cells = [cell.strip() for cell in line.split(",")]
+            cells = [cell.strip() for cell in _cells(line)]
             if len(cells) != 2:
                 raise InvalidInputError(f"row {number}: two cells expected, got {len(cells)}", row=number)
             try:
@@ -163,6 +166,10 @@ def outcome_items(body: bytes, csv: bool) -> tuple[list[tuple[Any, Any]], list[i
     if len(items) > MAX_OUTCOMES:
         raise InvalidInputError(f"at most {MAX_OUTCOMES:,} outcomes a request, got {len(items):,}")
     return items, rows
+
+
+def _cells(line: str) -> list[str]:
+    return next(csv.reader([line]), [])
 
 
 async def get_monitoring(request: Request) -> Response:

@@ -296,6 +296,13 @@ def test_refused_outcomes_name_their_row_as_the_client_counts_it(log: Prediction
     assert log.realised(0) == []
 
 
+def test_a_spreadsheets_quoted_csv_of_outcomes_is_read(log: PredictionLog) -> None:
+    pid = logged_for_outcomes(log)
+    items, rows = routes.outcome_items(f'"prediction_id","outcome"\r\n"{pid}","0.7"\r\n'.encode(), True)
+    assert (items, rows) == ([(pid, 0.7)], [1])  # split on commas, the quotes were part of the id: refused
+    assert log.record_outcomes(items, "user-2", rows) == 1
+
+
 def test_the_export_refuses_what_it_cannot_do_in_one_sentence(
     log: PredictionLog, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
