@@ -134,14 +134,14 @@ def outcome_items(body: bytes, as_csv: bool) -> tuple[list[tuple[Any, Any]], lis
         # The csv module reads the quoted cells spreadsheets write ("id","0.7"); a line at a time, so a
         # row's number is its line's.
         lines = body.decode("utf-8-sig", errors="replace").splitlines()
-        if not lines or [name.strip() for name in _cells(lines[0])] != ["prediction_id", "outcome"]:
+        if not lines or [name.strip() for name in _cells(lines[0], 0)] != ["prediction_id", "outcome"]:
             raise InvalidInputError("a CSV of outcomes starts with the header prediction_id,outcome")
         items: list[tuple[Any, Any]] = []
         numbers: list[int] = []
         for number, line in enumerate(lines[1:], start=1):
             if not line.strip():
                 continue
-            cells = [cell.strip() for cell in _cells(line)]
+            cells = [cell.strip() for cell in _cells(line, number)]
             if len(cells) != 2:
                 raise InvalidInputError(f"row {number}: two cells expected, got {len(cells)}", row=number)
             try:
@@ -168,8 +168,14 @@ def outcome_items(body: bytes, as_csv: bool) -> tuple[list[tuple[Any, Any]], lis
     return items, rows
 
 
-def _cells(line: str) -> list[str]:
-    return next(csv.reader([line]), [])
+def _cells(line: str, number: int) -> list[str]:
+    """The cells of one CSV line (row ``number``; 0 is the header)."""
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as exc:  # e.g. a cell over the csv module's 128 KiB limit (was a 500)
+        if number == 0:
+            raise InvalidInputError(f"the header: {exc}") from None
+        raise InvalidInputError(f"row {number}: {exc}", row=number) from None
 
 
 async def get_monitoring(request: Request) -> Response:

@@ -301,6 +301,9 @@ def test_a_spreadsheets_quoted_csv_of_outcomes_is_read(log: PredictionLog) -> No
     items, rows = routes.outcome_items(f'"prediction_id","outcome"\r\n"{pid}","0.7"\r\n'.encode(), True)
     assert (items, rows) == ([(pid, 0.7)], [1])  # split on commas, the quotes were part of the id: refused
     assert log.record_outcomes(items, "user-2", rows) == 1
+    # A cell past the csv module's field limit (128 KiB) raised csv.Error: a 500.
+    huge = b"prediction_id,outcome\n\n" + b"x" * 200_000 + b",1\n"
+    assert outcomes_refusal(log, huge, csv_body=True).message.startswith("row 2: field larger than field limit")
 
 
 def test_the_export_refuses_what_it_cannot_do_in_one_sentence(
