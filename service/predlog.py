@@ -5,7 +5,8 @@ It lives in the jobs database (SQLite by default, PostgreSQL with ``ADMISSIONS_J
 created with the jobs', service/jobs.py), as chunks: one
 database row per request (a ``/predict_batch`` of 100,000 applicants is one row), its columns packed as
 the jobs store packs them (service/packing.py). A prediction's id is ``<request id>-<row>``: the request
-id is time-ordered hex, the row its position in the request (0 for ``/predict``).
+id is time-ordered hex, the row its position in the chunk (``/predict`` answers written together share
+a request id and count up).
 
 Writing is off the request path. ``/predict`` answers are collected in memory and written together,
 one chunk per (user, model, interval level), at most every ``FLUSH_S`` seconds by a background thread;
