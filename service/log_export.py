@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None, engine: Engine | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what Python still flushes at exit goes nowhere
         return 0
     print(f"{count} predictions from {where} written to {args.out}", file=sys.stderr)
+    if count == 0 and args.model:  # a mistyped tag looked like a quiet day
+        print(f"note: the log holds no prediction of {args.model} in that time (check the tag)", file=sys.stderr)
     return 0
 
 

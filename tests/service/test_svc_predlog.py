@@ -235,6 +235,15 @@ def test_the_export_writes_every_column_for_every_row(log: PredictionLog, tmp_pa
     assert tuple(table[0]) == EXPORT_COLUMNS and len(table) == 6
 
 
+def test_an_export_of_a_model_with_no_predictions_says_so(
+    log: PredictionLog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.batch(vendored_rows()[:5], np.full(5, 0.5), None, None, TAG, "u")
+    log.flush()
+    assert log_export.main(["--model", "admissions:typo", "--out", str(tmp_path / "e.csv")], engine=log.engine) == 0
+    assert "no prediction of admissions:typo" in capsys.readouterr().err  # was a header and silence
+
+
 def logged_for_outcomes(log: PredictionLog) -> str:
     request_id = log.batch(vendored_rows()[:3], np.array([0.5, 0.6, 0.7]), None, None, TAG, "user-1")
     log.flush()
