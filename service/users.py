@@ -22,10 +22,10 @@ import re
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from service import settings
@@ -36,10 +36,21 @@ MIN_PASSWORD_LENGTH = 8
 _HASHER = PasswordHasher()
 
 
+def _dummy_hash(like: str | None = None) -> str:
+    """Verified against for unknown names, so their logins cost as much as a wrong password: made with
+    the work factors of ``like`` (a stored user's hash; users hashed before a change of argon2's
+    defaults keep theirs), else with this version's."""
+    try:
+        parameters = extract_parameters(like) if like else None
+    except InvalidHashError:
+        parameters = None
+    return _dummy_hash_with(astuple(parameters) if parameters else None)
+
+
 @functools.cache
-def _dummy_hash() -> str:
-    """Verified against for unknown names, so their logins cost as much as a wrong password."""
-    return _HASHER.hash("not a real password; compared against to keep timing uniform")
+def _dummy_hash_with(parameters: tuple[object, ...] | None) -> str:
+    hasher = PasswordHasher.from_parameters(Parameters(*parameters)) if parameters else _HASHER
+    return hasher.hash("not a real password; compared against to keep timing uniform")
 
 
 class UsersFileError(ServiceError):
@@ -119,9 +130,11 @@ def remove(path: Path, name: str) -> None:
 
 def authenticate_user(path: Path, name: str, password: str) -> User | None:
     """The user if the password matches; takes about as long whether or not the user exists."""
-    stored = load(path).get(name)
+    known = load(path)
+    stored = known.get(name)
+    like = next(iter(known.values())).hash if known else None
     try:
-        matches = _HASHER.verify(stored.hash if stored else _dummy_hash(), password)
+        matches = _HASHER.verify(stored.hash if stored else _dummy_hash(like), password)
     except (VerificationError, InvalidHashError):
         return None
     return stored if matches and stored is not None else None

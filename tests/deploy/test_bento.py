@@ -13,13 +13,13 @@ import bentoml
 import pytest
 import requests
 
-from service.users import add as add_user
 from tests.deploy.test_static import COMPOSE, engine_reachable
 from tests.support.applicants import APPLICANT
 from tests.support.paths import ROOT
 from tests.support.pipeline import PipelineRun, run_pipeline
 from tests.support.ports import free_port
 from tests.support.processes import running, stop
+from tests.support.service import add_user
 
 pytestmark = pytest.mark.e2e
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from service.users import add as add_user
 from tests.conftest import ROOT, PipelineRun, run_pipeline
 from tests.docker.stack import Stack, docker
 from tests.servers import free_port
+from tests.support.service import add_user
 
 PASSWORD_BYTES = 18
 

@@ -17,7 +17,16 @@ import requests
 from service import users
 from tests.support.applicants import applicant, applicants
 from tests.support.pipeline import PipelineRun
-from tests.support.service import MAX_BATCH, MAX_JOB, PASSWORD, Server, Service, model_predictions, service_env
+from tests.support.service import (
+    MAX_BATCH,
+    MAX_JOB,
+    PASSWORD,
+    Server,
+    Service,
+    add_user,
+    model_predictions,
+    service_env,
+)
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30
@@ -375,7 +384,7 @@ def login_from(
 
 
 def test_failed_logins_are_throttled_per_client_and_user(api: Service) -> None:
-    users.add(Path(api.env["ADMISSIONS_USERS_FILE"]), "carol", PASSWORD)
+    add_user(Path(api.env["ADMISSIONS_USERS_FILE"]), "carol")
     statuses = [login_from(api, "127.0.0.7", "carol", "wrong password")[0] for _ in range(5)]
     assert statuses == [401] * 5
     status, headers, body = login_from(api, "127.0.0.7", "carol", PASSWORD)
@@ -389,7 +398,7 @@ def test_a_forged_x_forwarded_for_does_not_change_the_counted_address(api: Servi
     got 10x the guesses and stored 5,000-character addresses. No proxy is configured here: the header
     is ignored, and the pair's limit (5) stops the guesser at the sixth try whatever it says."""
     name = f"frank{source.rsplit('.', 1)[1]}"
-    users.add(Path(api.env["ADMISSIONS_USERS_FILE"]), name, PASSWORD)
+    add_user(Path(api.env["ADMISSIONS_USERS_FILE"]), name)
     statuses = [
         login_from(api, source, name, "wrong password", {"X-Forwarded-For": f"10.9.{i}.{i}" + "x" * 300 * i})[0]
         for i in range(5)
@@ -408,7 +417,7 @@ def test_guessing_a_name_from_many_addresses_does_not_lock_its_user_out(
     carol, from an address of her own, logs in (it was 429 for the rest of the window, from anywhere)."""
     limits = {"ADMISSIONS_LOGIN_FAILURES_PER_PAIR": "5", "ADMISSIONS_LOGIN_FAILURES_PER_USER": "10"}
     env = service_env(pipeline_run, tmp_path, **limits)
-    users.add(Path(env["ADMISSIONS_USERS_FILE"]), "carol", PASSWORD)
+    add_user(Path(env["ADMISSIONS_USERS_FILE"]), "carol")
     server = Server(env, tmp_path / "serve.log").start()
     try:
         api = Service(server.url, env, pipeline_run.model_tag, server)
@@ -429,7 +438,7 @@ def test_a_configured_proxy_names_the_client_and_no_one_else_does(pipeline_run: 
     client is counted apart (6 failures from 6 clients: no 429); from anyone else the header is
     ignored (the sixth failure is a 429)."""
     env = service_env(pipeline_run, tmp_path, ADMISSIONS_TRUSTED_PROXIES="127.0.0.30")
-    users.add(Path(env["ADMISSIONS_USERS_FILE"]), "dora", PASSWORD)
+    add_user(Path(env["ADMISSIONS_USERS_FILE"]), "dora")
     server = Server(env, tmp_path / "serve.log").start()
     try:
         api = Service(server.url, env, pipeline_run.model_tag, server)

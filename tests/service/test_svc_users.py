@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 
 from service import users
 
@@ -144,7 +145,6 @@ def test_an_unknown_name_costs_a_hash_like_a_wrong_password(tmp_path: Path, monk
     users.add(path, "alice", "password-1")
     verified: list[str] = []
     real = users._HASHER
-    users._dummy_hash()  # made (and cached) with the real hasher
 
     class Counting:
         def verify(self, stored: str, password: str) -> bool:
@@ -155,3 +155,17 @@ def test_an_unknown_name_costs_a_hash_like_a_wrong_password(tmp_path: Path, monk
     assert user_id(path, "nobody", "password-1") is None
     assert user_id(path, "alice", "wrong-one") is None
     assert len(verified) == 2 and all(h.startswith("$argon2id$") for h in verified)
+
+
+def test_an_unknown_name_costs_the_work_factors_the_stored_users_were_hashed_with(tmp_path: Path) -> None:
+    """Users hashed with other work factors (older argon2 defaults; the test suite's cheap ones): the
+    dummy an unknown name is verified against is made with theirs, so it costs what they cost."""
+    path = tmp_path / "users.json"
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users.save(path, {"alice": users.User(id="u-1", hash=cheap.hash("password-1"))})
+    dummy = users._dummy_hash(users.load(path)["alice"].hash)
+    assert extract_parameters(dummy) == extract_parameters(users.load(path)["alice"].hash)
+    assert extract_parameters(users._dummy_hash()) == extract_parameters(users._HASHER.hash("x"))
+    assert extract_parameters(users._dummy_hash("not a hash")) == extract_parameters(users._HASHER.hash("x"))
+    assert user_id(path, "nobody", "password-1") is None
+    assert user_id(path, "alice", "password-1") == "u-1"
