@@ -103,8 +103,11 @@ run-docker: ## start the compose stack, wait until healthy (DOCKER_IMAGE, MODEL_
 stop-docker: ## stop this checkout's compose stack, every profile (COMPOSE_PROJECT_NAME; volumes are kept)
 	@$(STACK) down
 
-test-docker: $(ENV_STAMP) ## container tests with the real engine: build or reuse the image, run the stack, faults
-	$(ENV)/bin/pytest -m docker $(DOCKER_TESTS)
+# The container suite waits on the engine more than it computes: its files run side by side on
+# DOCKER_TEST_WORKERS workers, each with compose stacks of its own (0: one process).
+DOCKER_TEST_WORKERS ?= 2
+test-docker: $(ENV_STAMP) ## container tests with the real engine (DOCKER_TEST_WORKERS=2 side by side): image, stack, faults
+	$(ENV)/bin/pytest -m docker $(if $(filter-out 0,$(DOCKER_TEST_WORKERS)),-n $(DOCKER_TEST_WORKERS) --dist loadfile) $(DOCKER_TESTS)
 
 # The suite on TEST_WORKERS pytest-xdist workers (docs/testing.md): tests go one by one to whichever
 # worker is free, except an xdist_group (tests that share an expensive module fixture) that stays on one.

@@ -24,6 +24,7 @@ from tests.conftest import ROOT, PipelineRun, run_pipeline
 from tests.docker.stack import Stack, docker
 from tests.servers import free_port
 from tests.support.service import add_user
+from tests.support.shared import exclusive, run_folder
 
 PASSWORD_BYTES = 18
 
@@ -53,11 +54,15 @@ def engine() -> str:
 
 
 @pytest.fixture(scope="session")
-def image(engine: str, pipeline_run: PipelineRun) -> dict:
+def image(engine: str, pipeline_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The pipeline on through Containerize: builds the image, or reuses every cached layer. It never
-    tags ``admissions_api:latest`` (what a user's `make run-docker` runs): its id before is kept to check."""
+    tags ``admissions_api:latest`` (what a user's `make run-docker` runs): its id before is kept to check.
+
+    Each xdist worker containerizes its own copy of the run (its tests read that copy's records), one
+    worker at a time: the first builds, the next finds every layer cached instead of building alongside."""
     latest = docker("image", "inspect", "-f", "{{.Id}}", "admissions_api:latest", check=False).stdout.strip()
-    result = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home, task="Containerize")
+    with exclusive(run_folder(tmp_path_factory) / "container-image.lock"):
+        result = run_pipeline(pipeline_run.artefacts, pipeline_run.bentoml_home, task="Containerize")
     assert result.returncode == 0, result.stderr[-4000:]
     records = list((pipeline_run.artefacts / "Containerize").glob("*/image.json"))
     assert len(records) == 1
