@@ -22,10 +22,10 @@ import re
 import sys
 import tempfile
 import uuid
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from argon2 import Parameters, PasswordHasher, extract_parameters
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from service import settings
@@ -41,15 +41,15 @@ def _dummy_hash(like: str | None = None) -> str:
     the work factors of ``like`` (a stored user's hash; users hashed before a change of argon2's
     defaults keep theirs), else with this version's."""
     try:
-        parameters = extract_parameters(like) if like else None
+        found = extract_parameters(like) if like else None
     except InvalidHashError:
-        parameters = None
-    return _dummy_hash_with(astuple(parameters) if parameters else None)
+        found = None
+    return _dummy_hash_with((found.time_cost, found.memory_cost, found.parallelism) if found else None)
 
 
 @functools.cache
-def _dummy_hash_with(parameters: tuple[object, ...] | None) -> str:
-    hasher = PasswordHasher.from_parameters(Parameters(*parameters)) if parameters else _HASHER
+def _dummy_hash_with(work: tuple[int, int, int] | None) -> str:
+    hasher = PasswordHasher(*work) if work else _HASHER  # (time_cost, memory_cost, parallelism)
     return hasher.hash("not a real password; compared against to keep timing uniform")
 
 
