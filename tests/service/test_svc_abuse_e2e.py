@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from core.contract import FEATURE_NAMES
-from service import settings
 from tests.support.applicants import applicant
 from tests.support.pipeline import PipelineRun
 from tests.support.service import Server, Service, service_env
@@ -170,45 +169,6 @@ def test_an_unreadable_users_file_is_a_503_with_a_sentence_the_path_goes_to_the_
     finally:
         users_file.write_bytes(saved)
     assert requests.get(f"{roomy.url}/model", headers=token, timeout=30).status_code == 200
-
-
-def test_a_model_service_answers_a_malformed_internal_call_with_a_400(
-    pipeline_run: PipelineRun, tmp_path: Path
-) -> None:
-    """A caller holding the internal token sends blocks that are not whole rows, or six features: a 400
-    naming the problem (it was a 500 "unexpected error")."""
-    env = service_env(pipeline_run, tmp_path)
-    internal = {"Authorization": f"Bearer {_internal_token(env)}"}
-    batch = Server(env, tmp_path / "batch.log", target="service.models:BatchModel").launch()
-    single = Server(env, tmp_path / "single.log", target="service.models:SingleModel").launch()
-    try:
-        batch.wait()
-        single.wait()
-        bad_block = requests.post(
-            f"{batch.url}/predict", json={"blocks": ["AAAAAAAAAAAAAAAA"]}, headers=internal, timeout=30
-        )
-        assert bad_block.status_code == 400, bad_block.text
-        assert "a block of 12 bytes is not one or more rows of 7 float64 values" in bad_block.text
-        six = requests.post(f"{single.url}/predict", json={"features": [1.0] * 6}, headers=internal, timeout=30)
-        assert six.status_code == 400, six.text
-        assert "at least 7" in six.text
-        rows = requests.post(f"{batch.url}/explain", json={"rows": [[1.0, 2.0]]}, headers=internal, timeout=30)
-        assert rows.status_code == 400, rows.text
-        good = requests.post(
-            f"{single.url}/predict", json={"features": [320, 110, 4, 4.5, 4, 9.1, 1]}, headers=internal
-        )
-        assert good.status_code == 200 and 0 <= good.json()["chance"] <= 1
-        for server in (batch, single):
-            assert "Traceback" not in server.log.read_text(errors="replace")
-    finally:
-        batch.stop()
-        single.stop()
-
-
-def _internal_token(env: dict[str, str]) -> str:
-    token = settings.internal_token(env)  # the API's proof, derived from the JWT secret
-    assert token is not None
-    return token
 
 
 def test_sigterm_stops_the_server_at_once_after_clients_left_mid_body(

@@ -17,7 +17,7 @@ import requests
 
 from service.jobs import JobStore
 from tests.support.applicants import applicant, applicants
-from tests.support.service import ROOT, Server, Service, model_predictions, service_env, split_topology
+from tests.support.service import ROOT, Server, Service, model_predictions, service_env
 
 pytestmark = pytest.mark.e2e
 
@@ -60,23 +60,6 @@ def test_jobs_survive_a_restart(pipeline_run: Any, tmp_path: Path) -> None:
         assert wait_completed(second.url, waiting.id, headers)["status"] == "completed"
     finally:
         second.stop()
-
-
-def test_model_services_as_separate_processes(pipeline_run: Any, tmp_path: Path) -> None:
-    base = service_env(pipeline_run, tmp_path, ADMISSIONS_API_WORKERS="1")
-    with split_topology(pipeline_run, tmp_path, base=base) as (service, single, batch):
-        headers = service.headers()
-        rows = applicants(10, seed=8)
-        expected = model_predictions(pipeline_run, rows)
-        one = requests.post(f"{service.url}/predict", json=rows[0], headers=headers, timeout=30).json()
-        assert (one["chance"], one["model_tag"]) == (pytest.approx(expected[0], abs=1e-9), pipeline_run.model_tag)
-        many = requests.post(f"{service.url}/predict_batch", json={"applicants": rows}, headers=headers, timeout=30)
-        assert many.json()["chances"] == pytest.approx(expected, abs=1e-9)
-        model = requests.get(f"{service.url}/model", headers=headers, timeout=30).json()
-        assert model["model_tag"] == service.model_tag
-        # The calls really went to the separate processes: their own metrics counted them.
-        assert 'endpoint="/predict",http_response_code="200"' in requests.get(f"{single.url}/metrics", timeout=30).text
-        assert 'endpoint="/predict",http_response_code="200"' in requests.get(f"{batch.url}/metrics", timeout=30).text
 
 
 @pytest.mark.parametrize(("secret", "message"), [(None, "JWT_SECRET_KEY is not set"), ("short", "at least 32")])
