@@ -26,7 +26,7 @@ import requests
 from tests.support.applicants import applicant, applicants
 from tests.support.pipeline import PipelineRun
 from tests.support.ports import free_port
-from tests.support.service import MAX_JOB, ROOT, Server, Service, model_predictions, service_env
+from tests.support.service import MAX_JOB, ROOT, Server, Service, model_predictions, service_env, split_topology
 
 pytestmark = pytest.mark.e2e
 
@@ -65,22 +65,6 @@ def signal_group(server: Server, sig: int) -> None:
     for process in [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.send_signal(sig)
-
-
-@contextlib.contextmanager
-def split_topology(run: PipelineRun, folder: Path, **extra: str) -> Iterator[tuple[Service, Server, Server]]:
-    """API, single and batch as three servers (as in docker-compose), the API calling the others by URL."""
-    base = service_env(run, folder)
-    single = Server(base, folder / "single.log", target="service.models:SingleModel").start()
-    batch = Server(base, folder / "batch.log", target="service.models:BatchModel").start()
-    env = {**base, "SINGLE_MODEL_URL": single.url, "BATCH_MODEL_URL": batch.url, **extra}
-    api = Server(env, folder / "api.log")
-    try:
-        api.start()
-        yield Service(api.url, env, run.model_tag, api), single, batch
-    finally:
-        for server in (api, single, batch):
-            server.stop()
 
 
 def test_a_paused_batch_service_does_not_make_a_job_run_twice(pipeline_run: PipelineRun, tmp_path: Path) -> None:
@@ -312,15 +296,10 @@ def test_nothing_a_client_sends_kills_a_worker_under_the_memory_limit(
         ADMISSIONS_MAX_BATCH_SIZE="10000",
         ADMISSIONS_API_WORKERS="2",  # as many as the compose memory limit was sized for
     )
-    single = Server(base, tmp_path / "single.log", target="service.models:SingleModel").start()
-    batch = Server(base, tmp_path / "batch.log", target="service.models:BatchModel").start()
-    env = {**base, "SINGLE_MODEL_URL": single.url, "BATCH_MODEL_URL": batch.url}
-    server = Server(env, tmp_path / "serve.log", cgroup_procs=memory_cgroup)
-    try:
-        server.start()
+    with split_topology(pipeline_run, tmp_path, api_cgroup=memory_cgroup, base=base) as (api, _single, _batch):
+        server = api.server
         assert server.process is not None
         workers = {p.pid for p in psutil.Process(server.process.pid).children(recursive=True)}
-        api = Service(server.url, env, pipeline_run.model_tag, server)
         headers = {**api.headers(), "Content-Type": "application/json"}
         job = b'{"applicants": [' + b",".join([_row_json()] * 100_000) + b"]}"
         huge = b'{"applicants": [' + b",".join([_row_json()] * 800_000) + b"]}"  # ~100 MB
@@ -344,9 +323,6 @@ def test_nothing_a_client_sends_kills_a_worker_under_the_memory_limit(
             )
         alive = {p.pid for p in psutil.Process(server.process.pid).children(recursive=True)}
         assert alive == workers, server.tail()
-    finally:
-        for each in (server, single, batch):
-            each.stop()
 
 
 def _row_json() -> bytes:
