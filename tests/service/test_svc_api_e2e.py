@@ -7,6 +7,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -409,46 +410,49 @@ def test_a_forged_x_forwarded_for_does_not_change_the_counted_address(api: Servi
     assert login_from(api, source, name, PASSWORD, forged)[0] == 429
 
 
-def test_guessing_a_name_from_many_addresses_does_not_lock_its_user_out(
-    pipeline_run: PipelineRun, tmp_path: Path
-) -> None:
-    """The issue's attack (55 guesses from 11 addresses) on a server of its own at smaller limits (pair
-    5, name 10): 10 wrong guesses for carol from 3 addresses. The guessers are refused from then on;
-    carol, from an address of her own, logs in (it was 429 for the rest of the window, from anywhere)."""
-    limits = {"ADMISSIONS_LOGIN_FAILURES_PER_PAIR": "5", "ADMISSIONS_LOGIN_FAILURES_PER_USER": "10"}
-    env = service_env(pipeline_run, tmp_path, **limits)
-    add_user(Path(env["ADMISSIONS_USERS_FILE"]), "carol")
-    server = Server(env, tmp_path / "serve.log").start()
+@pytest.fixture(scope="module")
+def guarded(pipeline_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A server of its own with the login limits the shared one lifts (pair 5, name 10) and a trusted
+    proxy (127.0.0.30); each test logs in as users of its own."""
+    folder = tmp_path_factory.mktemp("guarded")
+    env = service_env(
+        pipeline_run,
+        folder,
+        ADMISSIONS_LOGIN_FAILURES_PER_PAIR="5",
+        ADMISSIONS_LOGIN_FAILURES_PER_USER="10",
+        ADMISSIONS_TRUSTED_PROXIES="127.0.0.30",
+    )
+    for name in ("carol", "dora", "erin"):
+        add_user(Path(env["ADMISSIONS_USERS_FILE"]), name)
+    server = Server(env, folder / "serve.log").start()
     try:
-        api = Service(server.url, env, pipeline_run.model_tag, server)
-        guessers = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
-        statuses = [login_from(api, guessers[i % 3], "carol", f"guess {i}")[0] for i in range(10)]
-        assert statuses == [401] * 10  # no pair reached 5: the name's limit is what stops them now
-        assert login_from(api, "127.0.0.20", "carol", PASSWORD)[0] == 200
-        for source in guessers:
-            assert login_from(api, source, "carol", PASSWORD)[0] == 429  # even with the right password
-        assert login_from(api, "127.0.0.21", "carol", "guess 6")[0] == 401  # a fresh address: one try...
-        assert login_from(api, "127.0.0.21", "carol", "guess 7")[0] == 429  # ...and no more
+        yield Service(server.url, env, pipeline_run.model_tag, server)
     finally:
         server.stop()
 
 
-def test_a_configured_proxy_names_the_client_and_no_one_else_does(pipeline_run: PipelineRun, tmp_path: Path) -> None:
-    """ADMISSIONS_TRUSTED_PROXIES reaches uvicorn in every worker: from the proxy, each forwarded
-    client is counted apart (6 failures from 6 clients: no 429); from anyone else the header is
-    ignored (the sixth failure is a 429)."""
-    env = service_env(pipeline_run, tmp_path, ADMISSIONS_TRUSTED_PROXIES="127.0.0.30")
-    add_user(Path(env["ADMISSIONS_USERS_FILE"]), "dora")
-    server = Server(env, tmp_path / "serve.log").start()
-    try:
-        api = Service(server.url, env, pipeline_run.model_tag, server)
-        for proxy, expected in (("127.0.0.30", [401] * 6), ("127.0.0.31", [401] * 5 + [429])):
-            statuses = [
-                login_from(api, proxy, "dora", "wrong", {"X-Forwarded-For": f"198.51.100.{i}"})[0] for i in range(6)
-            ]
-            assert statuses == expected, proxy
-    finally:
-        server.stop()
+def test_guessing_a_name_from_many_addresses_does_not_lock_its_user_out(guarded: Service) -> None:
+    """The issue's attack (55 guesses from 11 addresses) at smaller limits (pair 5, name 10): 10 wrong
+    guesses for carol from 3 addresses. The guessers are refused from then on; carol, from an address
+    of her own, logs in (it was 429 for the rest of the window, from anywhere)."""
+    guessers = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    statuses = [login_from(guarded, guessers[i % 3], "carol", f"guess {i}")[0] for i in range(10)]
+    assert statuses == [401] * 10  # no pair reached 5: the name's limit is what stops them now
+    assert login_from(guarded, "127.0.0.20", "carol", PASSWORD)[0] == 200
+    for source in guessers:
+        assert login_from(guarded, source, "carol", PASSWORD)[0] == 429  # even with the right password
+    assert login_from(guarded, "127.0.0.21", "carol", "guess 6")[0] == 401  # a fresh address: one try...
+    assert login_from(guarded, "127.0.0.21", "carol", "guess 7")[0] == 429  # ...and no more
+
+
+def test_a_configured_proxy_names_the_client_and_no_one_else_does(guarded: Service) -> None:
+    """ADMISSIONS_TRUSTED_PROXIES reaches uvicorn: from the proxy, each forwarded client is counted
+    apart (6 failures for dora from 6 clients: no 429); from anyone else the header is ignored (the
+    sixth failure for erin is a 429). Two users, so that no name reaches its limit of 10."""
+    for proxy, name, expected in (("127.0.0.30", "dora", [401] * 6), ("127.0.0.31", "erin", [401] * 5 + [429])):
+        forwarded = [{"X-Forwarded-For": f"198.51.100.{i}"} for i in range(6)]
+        statuses = [login_from(guarded, proxy, name, "wrong", header)[0] for header in forwarded]
+        assert statuses == expected, proxy
 
 
 def test_a_new_password_or_removing_the_user_revokes_tokens(api: Service) -> None:
