@@ -96,16 +96,18 @@ def test_a_jobs_url_without_a_scheme_is_refused_without_echoing_it(value: str) -
     assert settings.load({"JWT_SECRET_KEY": GOOD_SECRET, "ADMISSIONS_JOBS_URL": " "}).jobs_url is None
 
 
-# Each recipe a reader is likely to follow, as a function drawing one secret. 10 words from the 7,776
-# most common English words is diceware's size of list (129 bits of randomness).
+# Each recipe a reader is likely to follow, as a function drawing one secret. A passphrase is 12 words from
+# the 7,776 most common English words, diceware's size of list (155 bits of randomness): 10 words (129
+# bits) clear the 128-bit bar by one bit, and a draw with a word repeated next to itself and common words
+# around it fell under it (seen once; about 4 draws in a million, docs/security.md).
 _WORDS = FREQUENCY_LISTS["english_wikipedia"][:7776]
 RECIPES: dict[str, Callable[[], str]] = {
     "openssl rand -hex 32": lambda: secrets.token_hex(32),
     "openssl rand -base64 32": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     "token_urlsafe(32)": lambda: secrets.token_urlsafe(32),
     "token_urlsafe(48)": lambda: secrets.token_urlsafe(48),
-    "10-word passphrase": lambda: "-".join(secrets.choice(_WORDS) for _ in range(10)),
-    "10-word passphrase, spaces": lambda: " ".join(secrets.choice(_WORDS) for _ in range(10)),
+    "12-word passphrase": lambda: "-".join(secrets.choice(_WORDS) for _ in range(12)),
+    "12-word passphrase, spaces": lambda: " ".join(secrets.choice(_WORDS) for _ in range(12)),
 }
 # Per recipe: 400 here (~25 s on one core); ADMISSIONS_SECRET_DRAWS=5000 for the figures in docs/security.md.
 DRAWS = int(os.environ.get("ADMISSIONS_SECRET_DRAWS", "400"))
