@@ -161,3 +161,17 @@ def test_run_help_of_a_task_marks_what_it_requires() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     candidate = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("--candidate "))
     assert candidate.endswith("(required)") and "random_forest" in candidate
+
+
+@pytest.mark.parametrize(("workers", "warmed"), [("1", False), ("2", True)])
+def test_heavy_libraries_are_imported_ahead_only_for_workers_that_fork(
+    workers: str, warmed: bool, tmp_path: Path
+) -> None:
+    """Forked Luigi workers share what the scheduling process imported; one worker runs the tasks in
+    its own process, so importing scikit-learn ahead only made a run that stops early slower."""
+    config = tmp_path / "luigi.cfg"
+    config.write_text(f"[core]\nworkers = {workers}\n")
+    code = "import sys; from pipeline.task import warm_imports; warm_imports(); print('sklearn' in sys.modules)"
+    env = {**os.environ, "LUIGI_CONFIG_PATH": str(config)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(warmed)
