@@ -55,6 +55,15 @@ JOB_BYTES_PER_ROW = 500
 LOST, STALLED, ORPHANED = "lost", "stalled", "orphaned"  # why an attempt stopped renewing its lease
 
 
+async def _ended(lease: asyncio.Task[str]) -> None:
+    """Wait for a cancelled lease renewal to end, raising what broke it, if anything. Waited for, not
+    awaited: a stop arriving meanwhile must cancel the caller, not pass for the lease's own
+    cancellation (it once was swallowed, and the loop polled on through the worker's shutdown)."""
+    await asyncio.wait({lease})
+    if not lease.cancelled():
+        lease.result()
+
+
 class JobRunner:
     """The background loop that turns pending jobs into completed (or failed) ones."""
 
@@ -99,8 +108,7 @@ class JobRunner:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})  # its end, without taking a cancellation of the caller for it
 
     async def _loop(self) -> None:
         backoff = POLL_S
@@ -112,8 +120,11 @@ class JobRunner:
                 job = await asyncio.to_thread(self.store.claim, self.lease_s)
                 self._recovered()
                 if job is None:
+                    # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancellation that comes as
+                    # the event is set (CPython gh-86296), and a stop would be lost with it.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=POLL_S)
+                        async with asyncio.timeout(POLL_S):
+                            await self._wake.wait()
                     self._wake.clear()
                     continue
                 await self.run(job)
@@ -174,8 +185,7 @@ class JobRunner:
             lease.cancel()
             # First: awaiting a renewal that broke unexpectedly raises, and the budget stayed reserved for good.
             await self._give_back_memory()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease
+            await _ended(lease)
 
     async def _predict_all(self, job: Job) -> tuple[np.ndarray, np.ndarray, str]:
         """All rows through the batch service, ``IN_FLIGHT_CHUNKS`` chunks at a time; on the first error

@@ -255,6 +255,32 @@ def test_runner_loop_picks_up_jobs_and_releases_on_stop(store: JobStore) -> None
     assert store.get(job_id).status == PENDING  # put back for the next start
 
 
+def test_a_stop_that_comes_as_a_job_completes_stops_the_loop(tmp_path: Path) -> None:
+    """A stop asked while the runner wound up a finished job (cancelling its lease renewal) was taken
+    for the renewal's own cancellation and swallowed: the loop polled on and the worker's shutdown
+    waited forever (seen as a 30 s stall of the database-errors test on a loaded machine)."""
+    store = JobStore(tmp_path / "jobs.sqlite").open()
+    stopping: list[asyncio.Task[None]] = []
+
+    async def predict(rows: np.ndarray) -> tuple[list[float], str]:
+        return rows[:, 0].tolist(), "admissions:x"
+
+    async def scenario() -> bool:
+        runner = JobRunner(
+            store, predict, chunk_rows=10, completed=lambda job, n: stopping.append(asyncio.create_task(runner.stop()))
+        )
+        store.submit("alice", ROWS)
+        runner.start()
+        while not stopping:
+            await asyncio.sleep(0.01)
+        done, _ = await asyncio.wait(stopping, timeout=5)
+        if not done:
+            await runner.stop()  # a second stop lands: the test ends either way
+        return bool(done)
+
+    assert asyncio.run(scenario()), "the runner did not stop within 5 s"
+
+
 def test_a_stuck_attempt_stops_renewing_its_lease_and_waits_like_an_outage(store: JobStore) -> None:
     """A chunk that is never answered (a dead batch service that does not refuse): the attempt stops
     renewing the lease after ``stall_s`` and the job goes back to pending with a note, not held."""
