@@ -55,6 +55,12 @@ JOB_BYTES_PER_ROW = 500
 LOST, STALLED, ORPHANED = "lost", "stalled", "orphaned"  # why an attempt stopped renewing its lease
 
 
+def _stopping() -> bool:
+    """Whether the running task itself is being cancelled (a stop), not only what it awaited."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _ended(lease: asyncio.Task[str]) -> None:
     """Wait for a cancelled lease renewal to end, raising what broke it, if anything. Waited for, not
     awaited: a stop arriving meanwhile must cancel the caller, not pass for the lease's own
@@ -147,7 +153,8 @@ class JobRunner:
             try:
                 rows, predictions, tag = await predicting
             except asyncio.CancelledError:
-                ended = lease.result() if lease.done() and not lease.cancelled() else None
+                # Why the attempt ended, unless the runner itself is being stopped: that must never be swallowed.
+                ended = lease.result() if lease.done() and not lease.cancelled() and not _stopping() else None
                 if ended == LOST:
                     logger.warning("job %s: lease lost; this attempt stops", job.id)
                     return

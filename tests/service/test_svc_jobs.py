@@ -281,6 +281,37 @@ def test_a_stop_that_comes_as_a_job_completes_stops_the_loop(tmp_path: Path) -> 
     assert asyncio.run(scenario()), "the runner did not stop within 5 s"
 
 
+def test_a_stop_that_comes_as_a_lease_is_lost_stops_the_loop(tmp_path: Path) -> None:
+    """The same for an attempt that ends because its lease was lost: the stop must not pass for the
+    attempt's own end."""
+    store = JobStore(tmp_path / "jobs.sqlite").open()
+
+    async def predict(rows: np.ndarray) -> tuple[list[float], str]:
+        await asyncio.sleep(30)  # never answers: the lease renewal ends the attempt
+        return [], "x"
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
+
+        def lost(job: Job, lease_s: float) -> bool:  # in a thread: the stop is asked just before "lost"
+            loop.call_soon_threadsafe(lambda: stopping.append(loop.create_task(runner.stop())))
+            return False
+
+        store.extend = lost  # type: ignore[method-assign]
+        runner = JobRunner(store, predict, chunk_rows=10, lease_s=0.4)
+        store.submit("alice", ROWS)
+        runner.start()
+        while not stopping:
+            await asyncio.sleep(0.01)
+        done, _ = await asyncio.wait(stopping, timeout=5)
+        if not done:
+            await runner.stop()  # a second stop lands: the test ends either way
+        return bool(done)
+
+    assert asyncio.run(scenario()), "the runner did not stop within 5 s"
+
+
 def test_a_stuck_attempt_stops_renewing_its_lease_and_waits_like_an_outage(store: JobStore) -> None:
     """A chunk that is never answered (a dead batch service that does not refuse): the attempt stops
     renewing the lease after ``stall_s`` and the job goes back to pending with a note, not held."""
