@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -260,25 +261,14 @@ def test_a_stop_that_comes_as_a_job_completes_stops_the_loop(tmp_path: Path) -> 
     for the renewal's own cancellation and swallowed: the loop polled on and the worker's shutdown
     waited forever (seen as a 30 s stall of the database-errors test on a loaded machine)."""
     store = JobStore(tmp_path / "jobs.sqlite").open()
-    stopping: list[asyncio.Task[None]] = []
 
     async def predict(rows: np.ndarray) -> tuple[list[float], str]:
         return rows[:, 0].tolist(), "admissions:x"
 
-    async def scenario() -> bool:
-        runner = JobRunner(
-            store, predict, chunk_rows=10, completed=lambda job, n: stopping.append(asyncio.create_task(runner.stop()))
-        )
-        store.submit("alice", ROWS)
-        runner.start()
-        while not stopping:
-            await asyncio.sleep(0.01)
-        done, _ = await asyncio.wait(stopping, timeout=5)
-        if not done:
-            await runner.stop()  # a second stop lands: the test ends either way
-        return bool(done)
+    def runner(ask_stop: Callable[[], None]) -> JobRunner:
+        return JobRunner(store, predict, chunk_rows=10, completed=lambda job, n: ask_stop())
 
-    assert asyncio.run(scenario()), "the runner did not stop within 5 s"
+    assert _a_stop_returns(store, runner), "the runner did not stop within 5 s"
 
 
 def test_a_stop_that_comes_as_a_lease_is_lost_stops_the_loop(tmp_path: Path) -> None:
@@ -290,16 +280,29 @@ def test_a_stop_that_comes_as_a_lease_is_lost_stops_the_loop(tmp_path: Path) -> 
         await asyncio.sleep(30)  # never answers: the lease renewal ends the attempt
         return [], "x"
 
+    def runner(ask_stop: Callable[[], None]) -> JobRunner:
+        def lost(job: Job, lease_s: float) -> bool:  # the stop is asked just before the renewal says "lost"
+            ask_stop()
+            return False
+
+        store.extend = lost  # type: ignore[method-assign]
+        return JobRunner(store, predict, chunk_rows=10, lease_s=0.4)
+
+    assert _a_stop_returns(store, runner), "the runner did not stop within 5 s"
+
+
+def _a_stop_returns(store: JobStore, runner_for: Callable[[Callable[[], None]], JobRunner]) -> bool:
+    """Start the runner ``runner_for(ask_stop)`` makes on one job; whether the stop its hooks ask for
+    (``ask_stop()``, from the loop or a thread) returns within 5 s."""
+
     async def scenario() -> bool:
         loop = asyncio.get_running_loop()
         stopping: list[asyncio.Task[None]] = []
 
-        def lost(job: Job, lease_s: float) -> bool:  # in a thread: the stop is asked just before "lost"
+        def ask_stop() -> None:
             loop.call_soon_threadsafe(lambda: stopping.append(loop.create_task(runner.stop())))
-            return False
 
-        store.extend = lost  # type: ignore[method-assign]
-        runner = JobRunner(store, predict, chunk_rows=10, lease_s=0.4)
+        runner = runner_for(ask_stop)
         store.submit("alice", ROWS)
         runner.start()
         while not stopping:
@@ -309,7 +312,7 @@ def test_a_stop_that_comes_as_a_lease_is_lost_stops_the_loop(tmp_path: Path) -> 
             await runner.stop()  # a second stop lands: the test ends either way
         return bool(done)
 
-    assert asyncio.run(scenario()), "the runner did not stop within 5 s"
+    return asyncio.run(scenario())
 
 
 def test_a_stuck_attempt_stops_renewing_its_lease_and_waits_like_an_outage(store: JobStore) -> None:
