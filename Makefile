@@ -32,7 +32,7 @@ PIPELINE_ARGS = --raw-data "$$RAW_DATA" --artefacts-dir "$$ARTEFACTS" $(SCHEDULE
 export FORCE_PROMOTE
 GATE_ARGS = $(if $(FORCE_PROMOTE),--force-promote "$$FORCE_PROMOTE")
 
-.PHONY: help env-create pipeline register build-bento build-docker run-docker stop-docker test-docker test audit lint format clean lock visualiser stop-visualiser
+.PHONY: help env-create pipeline register build-bento build-docker run-docker stop-docker test-docker test bench-tests audit lint format clean lock visualiser stop-visualiser
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -114,6 +114,13 @@ test-docker: $(ENV_STAMP) ## container tests with the real engine (DOCKER_TEST_W
 TEST_WORKERS ?= 3
 test: $(ENV_STAMP) ## run the test suite on TEST_WORKERS (3) workers; TEST_WORKERS=0: one process; PYTEST_ADDOPTS passes options
 	$(ENV)/bin/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+
+# The test loop's speed target as a benchmark (docs/testing.md): wall clock, the tree's CPU and the
+# machine's busy core-seconds per run, and a verdict against TEST_TARGET_S.
+BENCH_TEST_RUNS ?= 1
+TEST_TARGET_S ?= 240
+bench-tests: $(ENV_STAMP) ## time `make test` BENCH_TEST_RUNS (1) times: wall, CPU, how busy the machine was, PASS/MISS at TEST_TARGET_S (240)
+	$(PY) bench/test_loop.py --runs $(BENCH_TEST_RUNS) --target-s $(TEST_TARGET_S) --command "$(MAKE) test TEST_WORKERS=$(TEST_WORKERS)"
 
 # Known vulnerabilities in both locks: service.txt (what the image installs) and dev.txt. The script's
 # exit 3 (make reports it as 2): the vulnerability service did not answer, said in one sentence (never
