@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def bench_tests(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_test_loop_benchmark_counts_the_cpu_of_what_it_times_and_gives_a_verdict() -> None:
     spin = "import time; end = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
-    burn = f"--command={sys.executable} -c '{spin}'"  # half a second of CPU
+    burn = f"--command={shlex.quote(sys.executable)} -c '{spin}'"  # half a second of CPU
     passed = bench_tests(burn, "--target-s", "60")
     assert passed.returncode == 0, passed.stdout + passed.stderr
     run = re.search(r"^\s+1\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)%", passed.stdout, re.MULTILINE)
@@ -56,5 +57,5 @@ def test_the_test_loop_benchmark_counts_the_cpu_of_what_it_times_and_gives_a_ver
     assert re.search(r"wall clock, slowest run .*<=\s+60\s+PASS", passed.stdout)
     missed = bench_tests(burn, "--target-s", "0.1")
     assert missed.returncode == 1 and "MISS" in missed.stdout
-    failed = bench_tests(f"--command={sys.executable} -c 'raise SystemExit(3)'")
+    failed = bench_tests(f"--command={shlex.quote(sys.executable)} -c 'raise SystemExit(3)'")
     assert failed.returncode == 1 and "(exit 3)" in failed.stdout and "a run failed" in failed.stdout
